@@ -1,0 +1,53 @@
+"""``make bench``: Hearth's speed against llama.cpp's own tools, side by side, in one run.
+
+Prints a table of means and ratios (Hearth ÷ reference) and writes the raw samples to
+``bench/results/<name>-<timestamp>.json``. Figures are for this machine in this run only;
+compare ratios, not absolute numbers, across machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from bench.engine_bench import Row, bench_engine
+from core.defaults import default_model_path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def print_table(title: str, rows: list[Row]) -> None:
+    print(f"\n{title}")
+    print(f"{'measure':<34} {'Hearth':>10} {'reference':>12} {'ratio':>7}  reference")
+    for row in rows:
+        h, r = statistics.mean(row.hearth), statistics.mean(row.reference)
+        print(f"{row.name:<34} {h:>10.2f} {r:>12.2f} {row.ratio:>7.3f}  {row.reference_name}")
+
+
+def save(name: str, payload: dict[str, object]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps(payload, indent=2))
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make bench", description=__doc__)
+    parser.add_argument("--model", type=Path, help="GGUF to measure (default: bundled)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds")
+    parser.add_argument("--reps", type=int, default=5, help="repetitions per round and side")
+    args = parser.parse_args(argv)
+    model = args.model or default_model_path()
+    rows, setup = bench_engine(model, args.rounds, args.reps)
+    print_table(f"Engine vs llama-bench — {setup['model']}, {setup['threads']} threads", rows)
+    path = save("engine", {"setup": setup, "rows": [r.to_dict() for r in rows]})
+    print(f"\nraw samples: {path}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""Hearth's engine against llama-bench: decode (tg) and prefill (pp) tokens per second.
+
+Both sides run the same model, thread count and batch sizes, in one sitting, alternating
+rounds so drift (thermal, other load) hits both alike. The engine is measured through its
+public API — a request with exact prompt tokens, greedy sampling in C, events streamed —
+so the figure includes everything a user's request pays per token.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.llama_bench import ensure_llama_bench, run_llama_bench
+from core.engine import DoneEvent, Engine, EngineConfig, GenerationRequest, SamplingParams
+
+N_GEN = 128
+N_PROMPT = 512
+
+
+@dataclass
+class Row:
+    """One comparison: samples of tok/s for Hearth and for the reference."""
+
+    name: str
+    hearth: list[float] = field(default_factory=list)
+    reference: list[float] = field(default_factory=list)
+    reference_name: str = "llama-bench"
+
+    @property
+    def ratio(self) -> float:
+        return statistics.mean(self.hearth) / statistics.mean(self.reference)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"name": self.name, "hearth_tok_s": self.hearth,
+                "reference_tok_s": self.reference, "reference": self.reference_name,
+                "hearth_mean": statistics.mean(self.hearth),
+                "reference_mean": statistics.mean(self.reference), "ratio": self.ratio}
+
+
+def _final(events: object) -> DoneEvent:
+    final = None
+    for final in events:  # type: ignore[attr-defined]
+        pass
+    assert isinstance(final, DoneEvent), final
+    return final
+
+
+def decode_tok_s(generate: Callable[[GenerationRequest], object], bos: int) -> float:
+    """tok/s over N_GEN decoded tokens after a one-token prompt (llama-bench's tg)."""
+    request = GenerationRequest(prompt_tokens=[bos], max_tokens=N_GEN + 1, ignore_eos=True,
+                                reuse_cache=False, sampling=SamplingParams.greedy())
+    return _final(generate(request)).metrics.decode_tok_s
+
+
+def prefill_tok_s(generate: Callable[[GenerationRequest], object], tokens: list[int]) -> float:
+    """tok/s evaluating N_PROMPT tokens from an empty cache (llama-bench's pp)."""
+    request = GenerationRequest(prompt_tokens=tokens, max_tokens=0, reuse_cache=False,
+                                sampling=SamplingParams.greedy())
+    return _final(generate(request)).metrics.prefill_tok_s
+
+
+def bench_engine(model: Path, rounds: int, reps: int) -> tuple[list[Row], dict[str, object]]:
+    """Alternate llama-bench and the in-process engine; returns the rows and the setup."""
+    exe = ensure_llama_bench()
+    config = EngineConfig(model_path=model, n_ctx=N_PROMPT + N_GEN, n_batch=N_PROMPT,
+                          n_ubatch=N_PROMPT)
+    tg = Row(f"decode tg{N_GEN} (tok/s)")
+    pp = Row(f"prefill pp{N_PROMPT} (tok/s)")
+    with Engine(config) as engine:
+        rng = random.Random(0)
+        prompt = [rng.randrange(1000, engine.model.n_vocab) for _ in range(N_PROMPT)]
+        bos = engine.model.bos
+        decode_tok_s(engine.generate, bos)  # warm-up, as llama-bench does
+        prefill_tok_s(engine.generate, prompt)
+        for _ in range(rounds):
+            tg.reference += run_llama_bench(exe, model, engine.n_threads, 0, N_GEN, reps).samples_ts
+            tg.hearth += [decode_tok_s(engine.generate, bos) for _ in range(reps)]
+            pp.reference += run_llama_bench(exe, model, engine.n_threads, N_PROMPT, 0,
+                                            reps).samples_ts
+            pp.hearth += [prefill_tok_s(engine.generate, prompt) for _ in range(reps)]
+        setup = {"model": model.name, "threads": engine.n_threads, "n_batch": N_PROMPT,
+                 "n_ubatch": N_PROMPT, "rounds": rounds, "reps_per_round": reps,
+                 "llama_bench": str(exe)}
+    return [tg, pp], setup

@@ -1,0 +1,99 @@
+"""llama.cpp's own ``llama-bench``, built from the sources the engine runs.
+
+The installed llama-cpp-python was built from the llama.cpp it vendors in its sdist; this
+module fetches that same sdist from the package index (pip download, cached under
+``.cache/``), and builds only the ``llama-bench`` target with llama.cpp's default CMake
+options — the same ones the wheel used (native CPU flags, OpenMP, llamafile kernels, CPU
+repack) — plus whatever ``CMAKE_ARGS`` holds, as for the wheel (e.g. ``-DGGML_CUDA=on``).
+The build is cached and never committed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tarfile
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CACHE = REPO_ROOT / ".cache" / "llama-bench"
+
+
+def _log(msg: str) -> None:
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def _sources(pkg_version: str) -> Path:
+    """The vendored llama.cpp of the installed llama-cpp-python's sdist, extracted."""
+    src_root = CACHE / f"llama_cpp_python-{pkg_version}"
+    vendored = src_root / "vendor" / "llama.cpp"
+    if (vendored / "CMakeLists.txt").is_file():
+        return vendored
+    dl = CACHE / "sdist"
+    dl.mkdir(parents=True, exist_ok=True)
+    archive = dl / f"llama_cpp_python-{pkg_version}.tar.gz"
+    if not archive.is_file():
+        _log(f"downloading the llama-cpp-python {pkg_version} sdist (its llama.cpp sources)")
+        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+                        "--no-binary", ":all:", "-d", str(dl),
+                        f"llama-cpp-python=={pkg_version}"], check=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(CACHE, filter="data")
+    if not (vendored / "CMakeLists.txt").is_file():
+        raise RuntimeError(f"no vendored llama.cpp in {archive}")
+    return vendored
+
+
+def ensure_llama_bench() -> Path:
+    """Path to a built ``llama-bench`` (building it the first time: a few minutes)."""
+    pkg_version = version("llama-cpp-python")
+    build = CACHE / f"build-{pkg_version}"
+    exe = build / "bin" / "llama-bench"
+    if exe.is_file():
+        return exe
+    src = _sources(pkg_version)
+    _log(f"building llama-bench from llama.cpp vendored by llama-cpp-python {pkg_version}")
+    extra = shlex.split(os.environ.get("CMAKE_ARGS", ""))
+    build.mkdir(parents=True, exist_ok=True)
+    log = build / "build.log"
+    jobs = str(os.cpu_count() or 2)
+    steps = [
+        ["cmake", "-S", str(src), "-B", str(build), "-DCMAKE_BUILD_TYPE=Release",
+         "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_SERVER=OFF",
+         "-DLLAMA_CURL=OFF", "-DLLAMA_OPENSSL=OFF", *extra],
+        ["cmake", "--build", str(build), "--target", "llama-bench", "-j", jobs],
+    ]
+    with log.open("w") as out:
+        for step in steps:
+            if subprocess.run(step, stdout=out, stderr=subprocess.STDOUT).returncode != 0:
+                tail = log.read_text(errors="replace").splitlines()[-20:]
+                raise RuntimeError("building llama-bench failed:\n" + "\n".join(tail))
+    return exe
+
+
+@dataclass
+class BenchResult:
+    """One llama-bench test: mean and stddev of tokens per second over its repetitions."""
+
+    n_prompt: int
+    n_gen: int
+    avg_ts: float
+    stddev_ts: float
+    samples_ts: list[float]
+
+
+def run_llama_bench(exe: Path, model: Path, threads: int, n_prompt: int, n_gen: int,
+                    reps: int) -> BenchResult:
+    """Run one test (prefill of ``n_prompt`` or decode of ``n_gen`` tokens) ``reps`` times."""
+    cmd = [str(exe), "-m", str(model), "-t", str(threads), "-p", str(n_prompt),
+           "-n", str(n_gen), "-r", str(reps), "-o", "json"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    rows = json.loads(proc.stdout)
+    row = next(r for r in rows if r["n_prompt"] == n_prompt and r["n_gen"] == n_gen)
+    return BenchResult(n_prompt, n_gen, row["avg_ts"], row["stddev_ts"],
+                       list(row.get("samples_ts", [])))
