@@ -10,15 +10,23 @@ from __future__ import annotations
 
 import random
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.llama_bench import ensure_llama_bench, run_llama_bench
-from core.engine import DoneEvent, Engine, EngineConfig, GenerationRequest, SamplingParams
+from core.engine import (
+    DoneEvent,
+    Engine,
+    EngineConfig,
+    Event,
+    GenerationRequest,
+    SamplingParams,
+)
 
 N_GEN = 128
 N_PROMPT = 512
+Generate = Callable[[GenerationRequest], Iterable[Event]]
 
 
 @dataclass
@@ -41,22 +49,21 @@ class Row:
                 "reference_mean": statistics.mean(self.reference), "ratio": self.ratio}
 
 
-def _final(events: object) -> DoneEvent:
-    final = None
-    for final in events:  # type: ignore[attr-defined]
-        pass
+def _final(events: Iterable[Event]) -> DoneEvent:
+    """The last event of a stream, which must be a DoneEvent."""
+    *_, final = events
     assert isinstance(final, DoneEvent), final
     return final
 
 
-def decode_tok_s(generate: Callable[[GenerationRequest], object], bos: int) -> float:
+def decode_tok_s(generate: Generate, bos: int) -> float:
     """tok/s over N_GEN decoded tokens after a one-token prompt (llama-bench's tg)."""
     request = GenerationRequest(prompt_tokens=[bos], max_tokens=N_GEN + 1, ignore_eos=True,
                                 reuse_cache=False, sampling=SamplingParams.greedy())
     return _final(generate(request)).metrics.decode_tok_s
 
 
-def prefill_tok_s(generate: Callable[[GenerationRequest], object], tokens: list[int]) -> float:
+def prefill_tok_s(generate: Generate, tokens: list[int]) -> float:
     """tok/s evaluating N_PROMPT tokens from an empty cache (llama-bench's pp)."""
     request = GenerationRequest(prompt_tokens=tokens, max_tokens=0, reuse_cache=False,
                                 sampling=SamplingParams.greedy())
