@@ -17,7 +17,6 @@ from pathlib import Path
 from core.engine import (
     ChatMessage,
     DoneEvent,
-    Engine,
     EngineConfig,
     ErrorEvent,
     Event,
@@ -25,6 +24,7 @@ from core.engine import (
     SamplingParams,
     TextEvent,
 )
+from core.engine.client import EngineClient
 from core.engine.sampling import DEFAULT_SEED, PRESETS
 
 
@@ -92,9 +92,19 @@ def sampling_from_args(args: argparse.Namespace) -> SamplingParams:
         raise ConfigError(f"Invalid sampling setting: {err}.") from err
 
 
-def engine_from_args(args: argparse.Namespace) -> Engine:
-    return Engine(EngineConfig(model_path=args.model, n_ctx=args.ctx, n_threads=args.threads,
-                               n_gpu_layers=args.gpu_layers))
+def engine_from_args(args: argparse.Namespace) -> EngineClient:
+    """A worker-process engine with the model loaded (a crash in llama.cpp then ends the
+    worker, not the command); load notes such as a CPU fallback go to stderr."""
+    client = EngineClient()
+    try:
+        loaded = client.load(EngineConfig(model_path=args.model, n_ctx=args.ctx,
+                                          n_threads=args.threads, n_gpu_layers=args.gpu_layers))
+    except BaseException:
+        client.close()
+        raise
+    if loaded.fell_back:
+        print(f"hearth-cli: {loaded.message}", file=sys.stderr)
+    return client
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -167,7 +177,10 @@ def run_chat(args: argparse.Namespace) -> int:
     """A REPL: Ctrl-C during a reply stops the reply, not the program; /reset, /exit."""
     messages: list[ChatMessage] = [ChatMessage("system", args.system)] if args.system else []
     with engine_from_args(args) as engine:
-        print(f"Hearth chat with {engine.model.name} (template {engine.template_name}). "
+        loaded = engine.loaded
+        assert loaded is not None
+        print(f"Hearth chat with {loaded.model_name} (template {loaded.template}, "
+              f"{loaded.placement}). "
               "Type /exit to quit, /reset to start over.", file=sys.stderr)
         previous = signal.getsignal(signal.SIGINT)
         while True:

@@ -33,7 +33,9 @@ def _load_failure(path: Path, log: list[str]) -> Exception:
         return ModelFileError(
             f"Model file is truncated or corrupt: {path.name}. Download it again."
         )
-    reason = log[-1] if log else "llama.cpp gave no reason"
+    detail = [ln.split("error loading model:", 1)[1].strip() for ln in log
+              if "error loading model:" in ln]
+    reason = detail[-1] if detail else (log[-1] if log else "llama.cpp gave no reason")
     return ModelFileError(f"llama.cpp could not load {path.name}: {reason}")
 
 

@@ -89,6 +89,9 @@ class Engine:
         params.n_threads = threads
         params.n_threads_batch = cfg.n_threads_batch or threads
         params.no_perf = False
+        # Sliding-window layers keep only their window (llama.cpp's default keeps the whole
+        # context: 6x the KV memory on Gemma 3); prefix reuse checks what is still cached.
+        params.swa_full = False
         position = llama_log.mark()
         ctx = llama_cpp.llama_init_from_model(self.model.ptr, params)
         if not ctx:
@@ -121,10 +124,16 @@ class Engine:
         llama_cpp.llama_memory_clear(self._mem, True)
         self._cached = []
 
-    def generate(self, request: GenerationRequest) -> Iterator[Event]:
+    def generate(
+        self, request: GenerationRequest, cancel: threading.Event | None = None
+    ) -> Iterator[Event]:
         """Stream a request's events: TextEvents, then one DoneEvent or ErrorEvent.
-        Errors are yielded, never raised, so every consumer sees the same stream."""
-        self._cancel.clear()
+        Errors are yielded, never raised, so every consumer sees the same stream.
+
+        ``cancel``, when given, is this request's own flag: whoever holds it can stop the
+        request even before it starts (the worker process relies on that); without it the
+        engine makes a fresh flag, which :meth:`cancel` sets."""
+        self._cancel = cancel if cancel is not None else threading.Event()
         state = _RunState(time.perf_counter_ns())
         try:
             yield from self._run(request, state)
