@@ -40,13 +40,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, help="GGUF to measure (default: bundled)")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds")
     parser.add_argument("--reps", type=int, default=5, help="repetitions per round and side")
+    parser.add_argument("--skip-planner", action="store_true",
+                        help="skip the memory-prediction check")
     args = parser.parse_args(argv)
     model = args.model or default_model_path()
     rows, setup = bench_engine(model, args.rounds, args.reps)
-    print_table(f"Engine vs llama-bench — {setup['model']}, {setup['threads']} threads", rows)
+    print_table(f"Engine vs llama.cpp — {setup['model']}, {setup['threads']} threads", rows)
     path = save("engine", {"setup": setup, "rows": [r.to_dict() for r in rows]})
     print(f"\nraw samples: {path}", file=sys.stderr)
-    return 0
+    if args.skip_planner:
+        return 0
+    from bench import planner_verify
+
+    print("\nMemory planner: predicted vs measured host memory")
+    return planner_verify.main()
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from core.engine import (
     GenerationRequest,
     SamplingParams,
 )
+from core.engine.client import EngineClient
 
 N_GEN = 128
 N_PROMPT = 512
@@ -71,25 +72,32 @@ def prefill_tok_s(generate: Generate, tokens: list[int]) -> float:
 
 
 def bench_engine(model: Path, rounds: int, reps: int) -> tuple[list[Row], dict[str, object]]:
-    """Alternate llama-bench and the in-process engine; returns the rows and the setup."""
+    """Alternate llama-bench, the in-process engine and the engine in its worker process
+    (through EngineClient, events over the pipe); returns the rows and the setup."""
     exe = ensure_llama_bench()
     config = EngineConfig(model_path=model, n_ctx=N_PROMPT + N_GEN, n_batch=N_PROMPT,
                           n_ubatch=N_PROMPT)
     tg = Row(f"decode tg{N_GEN} (tok/s)")
     pp = Row(f"prefill pp{N_PROMPT} (tok/s)")
-    with Engine(config) as engine:
+    worker = Row(f"worker decode tg{N_GEN} (tok/s)", reference_name="in-process engine")
+    with Engine(config) as engine, EngineClient() as client:
+        client.load(config)
         rng = random.Random(0)
         prompt = [rng.randrange(1000, engine.model.n_vocab) for _ in range(N_PROMPT)]
         bos = engine.model.bos
         decode_tok_s(engine.generate, bos)  # warm-up, as llama-bench does
         prefill_tok_s(engine.generate, prompt)
+        decode_tok_s(client.generate, bos)
         for _ in range(rounds):
             tg.reference += run_llama_bench(exe, model, engine.n_threads, 0, N_GEN, reps).samples_ts
             tg.hearth += [decode_tok_s(engine.generate, bos) for _ in range(reps)]
             pp.reference += run_llama_bench(exe, model, engine.n_threads, N_PROMPT, 0,
                                             reps).samples_ts
             pp.hearth += [prefill_tok_s(engine.generate, prompt) for _ in range(reps)]
+            for _ in range(reps):
+                worker.hearth.append(decode_tok_s(client.generate, bos))
+                worker.reference.append(decode_tok_s(engine.generate, bos))
         setup = {"model": model.name, "threads": engine.n_threads, "n_batch": N_PROMPT,
                  "n_ubatch": N_PROMPT, "rounds": rounds, "reps_per_round": reps,
                  "llama_bench": str(exe)}
-    return [tg, pp], setup
+    return [tg, pp, worker], setup
