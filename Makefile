@@ -6,6 +6,7 @@ PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.hearth-installed
+SYSDEPS := $(VENV)/.system-deps
 
 .PHONY: setup run test bench lint clean
 
@@ -16,10 +17,16 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-setup: $(STAMP)
+# Qt's platform plugins need system libraries (and the tests need Xvfb): installed when
+# running as root, otherwise the exact apt-get command is printed.
+$(SYSDEPS): packaging/system-deps.sh | $(STAMP)
+	packaging/system-deps.sh
+	@touch $(SYSDEPS)
+
+setup: $(STAMP) $(SYSDEPS)
 
 run: setup
-	$(VENV)/bin/hearth-cli chat
+	$(VENV)/bin/hearth
 
 test: setup
 	$(PY) -m pytest -q

@@ -1,0 +1,187 @@
+"""Qt adapters over the core: the GUI thread never calls the engine, the network or the disk.
+
+:class:`EngineBridge` owns an ``EngineClient`` on its own thread and turns its event stream
+into queued signals, coalescing text so the view updates at most once per frame.
+:class:`Background` runs any blocking call (history, library scan, hub search) on a worker
+thread and delivers the result back on the GUI thread.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
+
+from core.engine import DoneEvent, EngineConfig, ErrorEvent, GenerationRequest, TextEvent
+from core.engine.client import EngineClient
+from core.errors import HearthError
+
+FRAME_MS = 16
+
+
+class Background(QObject):
+    """Runs callables off the GUI thread, in order (one worker per instance).
+
+    Signals: ``_done(object, object, object)`` is internal (callback, result, error)."""
+
+    _done = Signal(object, object, object)
+
+    def __init__(self, name: str, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix=name)
+        self._done.connect(self._deliver)
+
+    def run(self, fn: Callable[[], Any], on_done: Callable[[Any], None] | None = None,
+            on_error: Callable[[Exception], None] | None = None) -> None:
+        """Call ``fn()`` on the worker; then ``on_done(result)`` or ``on_error(exc)`` on the
+        GUI thread."""
+
+        def job() -> None:
+            try:
+                result = fn()
+            except Exception as err:  # delivered to the GUI as a value, never raised there
+                self._done.emit(on_error, None, err)
+            else:
+                self._done.emit(on_done, result, None)
+
+        self._pool.submit(job)
+
+    @Slot(object, object, object)
+    def _deliver(self, callback: Callable[[Any], None] | None, result: Any,
+                 error: Exception | None) -> None:
+        if error is not None:
+            if callback is not None:
+                callback(error)
+            return
+        if callback is not None:
+            callback(result)
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=False)
+
+
+class EngineBridge(QObject):
+    """The engine for the GUI.
+
+    Signals (all delivered on the GUI thread):
+    - ``loaded(LoadedEvent)`` / ``loadFailed(str)``: the outcome of :meth:`load`.
+    - ``textReady(str)``: new reply text, coalesced to at most one emission per frame.
+    - ``finished(DoneEvent | ErrorEvent)``: the request ended (after its last ``textReady``).
+    - ``busyChanged(bool)``: a load or request started or ended.
+    """
+
+    loaded = Signal(object)
+    loadFailed = Signal(str)
+    textReady = Signal(str)
+    finished = Signal(object)
+    busyChanged = Signal(bool)
+    _wake = Signal()
+    _loadDone = Signal(object, object)
+
+    def __init__(self, client: EngineClient | None = None, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.client = client or EngineClient()
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="engine")
+        self._lock = threading.Lock()
+        self._pending: list[str] = []
+        self._stamps: list[int] = []  # when each pending piece reached this process
+        self._final: DoneEvent | ErrorEvent | None = None
+        self._last_flush = 0.0
+        self.delivery_ms: list[float] = []  # engine-to-view latency per text piece
+        self._flush_timer = QTimer(self)
+        self._flush_timer.setSingleShot(True)
+        self._flush_timer.timeout.connect(self._flush)
+        self._wake.connect(self._on_wake)
+        self._loadDone.connect(self._on_load_done)
+        self.busy = False
+
+    # -- commands (GUI thread) -----------------------------------------------------------
+    def load(self, config: EngineConfig) -> None:
+        self._set_busy(True)
+
+        def job() -> None:
+            try:
+                self._loadDone.emit(self.client.load(config), None)
+            except HearthError as err:
+                self._loadDone.emit(None, str(err))
+            except Exception as err:  # an unexpected failure is still a message, not a crash
+                self._loadDone.emit(None, f"Loading failed unexpectedly: {err}")
+
+        self._pool.submit(job)
+
+    def generate(self, request: GenerationRequest) -> None:
+        self._set_busy(True)
+        with self._lock:
+            self._pending.clear()
+            self._stamps.clear()
+            self._final = None
+        self._pool.submit(self._run, request)
+
+    def cancel(self) -> None:
+        """Ask the running request to stop (returns at once; ``finished`` follows)."""
+        self.client.cancel()
+
+    def shutdown(self) -> None:
+        self.client.cancel()
+        self._pool.shutdown(wait=True)
+        self.client.close()
+
+    # -- engine thread -------------------------------------------------------------------
+    def _run(self, request: GenerationRequest) -> None:
+        final: DoneEvent | ErrorEvent | None = None
+        for event in self.client.generate(request):
+            if isinstance(event, TextEvent):
+                with self._lock:
+                    wake = not self._pending
+                    self._pending.append(event.text)
+                    self._stamps.append(time.perf_counter_ns())
+                if wake:
+                    self._wake.emit()
+            elif isinstance(event, DoneEvent | ErrorEvent):
+                final = event
+        with self._lock:
+            self._final = final or ErrorEvent("The engine ended without a result.")
+        self._wake.emit()
+
+    # -- GUI thread ----------------------------------------------------------------------
+    @Slot()
+    def _on_wake(self) -> None:
+        since = (time.perf_counter() - self._last_flush) * 1000
+        if since >= FRAME_MS:
+            self._flush()
+        elif not self._flush_timer.isActive():
+            self._flush_timer.start(int(FRAME_MS - since) + 1)
+
+    @Slot()
+    def _flush(self) -> None:
+        with self._lock:
+            text = "".join(self._pending)
+            stamps = self._stamps[:]
+            self._pending.clear()
+            self._stamps.clear()
+            final, self._final = self._final, None
+        self._last_flush = time.perf_counter()
+        if text:
+            self.textReady.emit(text)
+            now = time.perf_counter_ns()
+            self.delivery_ms.extend((now - s) / 1e6 for s in stamps)
+        if final is not None:
+            self._set_busy(False)
+            self.finished.emit(final)
+
+    @Slot(object, object)
+    def _on_load_done(self, loaded: object, error: str | None) -> None:
+        self._set_busy(False)
+        if error is not None:
+            self.loadFailed.emit(error)
+        else:
+            self.loaded.emit(loaded)
+
+    def _set_busy(self, busy: bool) -> None:
+        if busy != self.busy:
+            self.busy = busy
+            self.busyChanged.emit(busy)

@@ -1,0 +1,95 @@
+"""User settings: one JSON file in Hearth's home, read and written whole.
+
+Unknown keys are ignored and missing keys take defaults, so settings written by another
+version still load; a damaged file is set aside (renamed) rather than crashing the app.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from core.engine.sampling import PRESETS, SamplingParams
+from core.errors import ConfigError
+from core.paths import hearth_home
+
+
+@dataclass
+class Settings:
+    """What the user can set. ``gpu_layers``: -1 = auto (all that fit), 0 = off, N = layers."""
+
+    threads: int = 0  # 0 = one per physical core
+    gpu_layers: int = -1
+    n_ctx: int = 4096
+    preset: str = "top-p"
+    temperature: float = 0.8
+    top_k: int = 40
+    top_p: float = 0.95
+    min_p: float = 0.05
+    repeat_penalty: float = 1.0
+    max_tokens: int = 1024
+    memory_headroom_pct: int = 10
+    models_dir: str = ""
+    offline: bool = False
+    last_model: str = ""
+    draft: str = ""  # "", "twin", "lookup" or a GGUF path
+    electricity_price_kwh: float = 0.15
+    window_geometry: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the first bad value."""
+        if self.threads < 0:
+            raise ConfigError("Threads must be 0 (automatic) or more.")
+        if self.gpu_layers < -1:
+            raise ConfigError("GPU layers must be -1 (automatic), 0 (off) or a layer count.")
+        if not 256 <= self.n_ctx <= 1 << 20:
+            raise ConfigError("Context length must be between 256 and 1,048,576 tokens.")
+        if self.preset not in PRESETS:
+            raise ConfigError(f"Unknown decoding preset {self.preset!r}.")
+        if not 0 <= self.memory_headroom_pct <= 90:
+            raise ConfigError("Memory headroom must be between 0 and 90 percent.")
+        if self.max_tokens < 1:
+            raise ConfigError("Maximum reply length must be at least 1 token.")
+        try:
+            self.sampling()
+        except ValueError as err:
+            raise ConfigError(f"Invalid decoding setting: {err}.") from err
+
+    def sampling(self) -> SamplingParams:
+        preset = "greedy" if self.temperature == 0 else self.preset
+        return SamplingParams(preset=preset, temperature=self.temperature,  # type: ignore[arg-type]
+                              top_k=self.top_k, top_p=self.top_p, min_p=self.min_p,
+                              repeat_penalty=self.repeat_penalty)
+
+
+def settings_path() -> Path:
+    return hearth_home() / "settings.json"
+
+
+def load_settings(path: Path | None = None) -> Settings:
+    """The saved settings, or defaults; a corrupt file is renamed ``.bad`` and replaced."""
+    path = path or settings_path()
+    try:
+        data = json.loads(path.read_text())
+        known = {f.name for f in fields(Settings)}
+        settings = Settings(**{k: v for k, v in data.items() if k in known})
+        settings.validate()
+        return settings
+    except FileNotFoundError:
+        return Settings()
+    except (ValueError, TypeError, ConfigError):
+        os.replace(path, path.with_suffix(".json.bad"))
+        return Settings()
+
+
+def save_settings(settings: Settings, path: Path | None = None) -> None:
+    """Atomically replace the settings file."""
+    settings.validate()
+    path = path or settings_path()
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(asdict(settings), indent=2))
+    os.replace(tmp, path)
