@@ -38,6 +38,8 @@ class ChatList(QWidget):
         self.search.textChanged.connect(self.searchChanged)
         self.list = QListWidget()
         self.list.setObjectName("chat-list")
+        self.list.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.list.itemActivated.connect(self._activated)
         self.list.itemClicked.connect(self._activated)
         self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
