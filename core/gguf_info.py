@@ -372,10 +372,11 @@ def read_local(path: Path | str) -> ModelInfo:
 
 
 def hub_file_url(repo_id: str, filename: str, revision: str = "main") -> str:
-    """The resolve URL of a file on the Hub, honouring ``HF_ENDPOINT``."""
-    from huggingface_hub import hf_hub_url
+    """The resolve URL of a file on the Hub, honouring ``HF_ENDPOINT`` as it is now
+    (``huggingface_hub.hf_hub_url`` reads it once, at import)."""
+    from core.hub.settings import HubSettings
 
-    return hf_hub_url(repo_id, filename, revision=revision)
+    return HubSettings.from_env().resolve_url(repo_id, filename, revision)
 
 
 def read_remote(url: str, *, block: int = 1 << 20, session: Any = None) -> ModelInfo:
