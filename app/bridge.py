@@ -18,6 +18,7 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from core.engine import DoneEvent, EngineConfig, ErrorEvent, GenerationRequest, TextEvent
 from core.engine.client import EngineClient
+from core.engine.worker import WorkerOptions
 from core.errors import HearthError
 
 FRAME_MS = 16
@@ -84,11 +85,12 @@ class EngineBridge(QObject):
 
     def __init__(self, client: EngineClient | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.client = client or EngineClient()
+        # The engine runs below the GUI's priority (see WorkerOptions.nice).
+        self.client = client or EngineClient(WorkerOptions(nice=5))
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="engine")
         self._lock = threading.Lock()
         self._pending: list[str] = []
-        self._stamps: list[int] = []  # when each pending piece reached this process
+        self._stamps: list[int] = []  # when the engine produced each pending piece
         self._final: DoneEvent | ErrorEvent | None = None
         self._last_flush = 0.0
         self.delivery_ms: list[float] = []  # engine-to-view latency per text piece
@@ -138,7 +140,7 @@ class EngineBridge(QObject):
                 with self._lock:
                     wake = not self._pending
                     self._pending.append(event.text)
-                    self._stamps.append(time.perf_counter_ns())
+                    self._stamps.append(event.t_ns)
                 if wake:
                     self._wake.emit()
             elif isinstance(event, DoneEvent | ErrorEvent):

@@ -48,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     print_table(f"Engine vs llama.cpp — {setup['model']}, {setup['threads']} threads", rows)
     path = save("engine", {"setup": setup, "rows": [r.to_dict() for r in rows]})
     print(f"\nraw samples: {path}", file=sys.stderr)
+    from bench import gui_bench
+
+    gui_bench.main()
     if args.skip_planner:
         return 0
     from bench import planner_verify

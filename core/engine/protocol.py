@@ -8,6 +8,7 @@ output (``to_dict``). A request yields zero or more :class:`TextEvent`, then exa
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -57,10 +58,13 @@ class GenerationRequest:
 
 @dataclass
 class TextEvent:
-    """A piece of decoded text: always whole UTF-8 characters, never part of a stop string."""
+    """A piece of decoded text: always whole UTF-8 characters, never part of a stop string.
+    ``t_ns`` is when the engine produced it (``perf_counter_ns``: CLOCK_MONOTONIC, the same
+    clock in every process), so a view can measure how long the text took to reach it."""
 
     text: str
     n_tokens: int = 1
+    t_ns: int = field(default_factory=time.perf_counter_ns)
 
     def to_dict(self) -> dict[str, Any]:
         return {"event": "token", "text": self.text}

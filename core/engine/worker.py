@@ -9,6 +9,7 @@ leaves a process holding RAM or VRAM.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import queue
@@ -44,6 +45,7 @@ class WorkerOptions:
 
     fail_gpu_load: str | None = None
     parent_poll_s: float = 0.5
+    nice: int = 0
 
 
 class _Worker:
@@ -205,6 +207,11 @@ def worker_main(conn: Connection, options: WorkerOptions, parent_pid: int) -> No
 
     # ggml prints a backtrace on abort by attaching gdb: slow, noisy, and useless to users.
     os.environ.setdefault("GGML_NO_BACKTRACE", "1")
+    if options.nice:
+        # Below the GUI: when the engine's threads fill every core, the window still gets
+        # the CPU the moment it needs it (an idle GUI costs the engine nothing).
+        with contextlib.suppress(OSError):
+            os.nice(options.nice)
     llama_log.install()
     worker = _Worker(conn, options)
     threading.Thread(target=worker.read_commands, name="commands", daemon=True).start()
