@@ -144,8 +144,13 @@ class MainWindow(QMainWindow):
     # -- model -------------------------------------------------------------------------
     def engine_config(self, model_path: Path | None) -> EngineConfig:
         s = self.settings
-        return EngineConfig(model_path=model_path, n_ctx=s.n_ctx, n_threads=s.threads or None,
-                            n_gpu_layers=s.gpu_layers)
+        config = EngineConfig(model_path=model_path, n_ctx=s.n_ctx, n_threads=s.threads or None,
+                              n_gpu_layers=s.gpu_layers)
+        if s.draft in ("twin", "lookup"):
+            config.draft = s.draft  # type: ignore[assignment]
+        elif s.draft:
+            config.draft, config.draft_model_path = "model", Path(s.draft)
+        return config
 
     def load_model(self, path: Path | None) -> None:
         """Load a model (None: the bundled default) in the worker; the status bar follows."""
@@ -178,6 +183,7 @@ class MainWindow(QMainWindow):
         from app.model_picker import ModelPicker
 
         picker = ModelPicker(self.settings, self)
+        picker.draftChosen.connect(lambda draft: setattr(self.settings, "draft", draft))
         picker.modelChosen.connect(lambda path: self.load_model(Path(path)))
         picker.open()
 

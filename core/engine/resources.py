@@ -7,8 +7,6 @@ import psutil
 from core.engine.model import LoadedModel
 from core.errors import ContextTooLargeError
 
-_KV_BYTES_PER_ELEMENT = 2  # f16 keys and values, llama.cpp's default cache type
-
 
 def default_threads() -> int:
     """One thread per physical core: llama.cpp's decode is memory-bound and hyper-threads
@@ -16,9 +14,13 @@ def default_threads() -> int:
     return max(1, psutil.cpu_count(logical=False) or psutil.cpu_count() or 1)
 
 
+_KV_BYTES_PER_ELEMENT = 2  # f16 keys and values, llama.cpp's default cache type
+
+
 def kv_cache_upper_bound(model: LoadedModel, n_ctx: int) -> int:
-    """Bytes of an f16 KV cache with every layer holding ``n_ctx`` positions. Sliding-window
-    layers hold fewer, so this bounds the real size from above (the planner is exact)."""
+    """Bytes of an f16 KV cache with every layer holding ``n_ctx`` positions: from the
+    loaded model's metadata, instantly. Sliding-window layers hold fewer, so this bounds
+    the real size from above."""
     arch = model.architecture
     n_head_kv = max(1, int(model.meta(f"{arch}.attention.head_count_kv") or 1))
     n_head = max(1, int(model.meta(f"{arch}.attention.head_count") or 1))
@@ -29,14 +31,29 @@ def kv_cache_upper_bound(model: LoadedModel, n_ctx: int) -> int:
     return model.n_layer * n_ctx * per_token_layer
 
 
+def kv_cache_bytes(model: LoadedModel, n_ctx: int) -> int:
+    """Bytes of the f16 KV cache for ``n_ctx`` positions, sized as llama.cpp sizes it
+    (sliding-window layers hold only their window: the planner's memory model)."""
+    from core.gguf_info import read_local
+    from core.memory_model import LoadConfig
+    from core.memory_model import kv_cache_bytes as per_layer_kv
+
+    per_layer, _, _ = per_layer_kv(read_local(model.path), LoadConfig(n_ctx=n_ctx))
+    return sum(per_layer)
+
+
 def check_context_fits(model: LoadedModel, n_ctx: int, n_gpu_layers: int) -> None:
     """Refuse a context that cannot fit, before llama.cpp tries: on Linux an allocation
     larger than free memory can succeed and then get the process killed when touched."""
-    need = kv_cache_upper_bound(model, n_ctx)
     available = psutil.virtual_memory().available
+    # The exact size needs the file's header (a second or so for a 262k vocabulary): only
+    # paid when the instant upper bound says the context might not fit.
+    need = kv_cache_upper_bound(model, n_ctx)
+    if need > available:
+        need = kv_cache_bytes(model, n_ctx)
     if need > available:
         raise ContextTooLargeError(
-            f"A {n_ctx:,}-token context needs up to {need / 2**30:.1f} GiB for its KV cache, "
+            f"A {n_ctx:,}-token context needs {need / 2**30:.1f} GiB for its KV cache, "
             f"but only {available / 2**30:.1f} GiB of memory is free. Choose a smaller context "
             f"(the model was trained for {model.n_ctx_train:,} tokens)."
         )
