@@ -18,7 +18,6 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from core.engine import DoneEvent, EngineConfig, ErrorEvent, GenerationRequest, TextEvent
 from core.engine.client import EngineClient
-from core.engine.worker import WorkerOptions
 from core.errors import HearthError
 
 FRAME_MS = 16
@@ -34,12 +33,15 @@ class Background(QObject):
     def __init__(self, name: str, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._pool = ThreadPoolExecutor(1, thread_name_prefix=name)
+        self._closed = False
         self._done.connect(self._deliver)
 
     def run(self, fn: Callable[[], Any], on_done: Callable[[Any], None] | None = None,
             on_error: Callable[[Exception], None] | None = None) -> None:
         """Call ``fn()`` on the worker; then ``on_done(result)`` or ``on_error(exc)`` on the
-        GUI thread."""
+        GUI thread. After :meth:`shutdown` (the window is closing) nothing more is run."""
+        if self._closed:
+            return
 
         def job() -> None:
             try:
@@ -62,6 +64,8 @@ class Background(QObject):
             callback(result)
 
     def shutdown(self) -> None:
+        """Finish what was queued (history writes must land), then refuse new work."""
+        self._closed = True
         self._pool.shutdown(wait=True, cancel_futures=False)
 
 
@@ -85,8 +89,7 @@ class EngineBridge(QObject):
 
     def __init__(self, client: EngineClient | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        # The engine runs below the GUI's priority (see WorkerOptions.nice).
-        self.client = client or EngineClient(WorkerOptions(nice=5))
+        self.client = client or EngineClient()
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="engine")
         self._lock = threading.Lock()
         self._pending: list[str] = []

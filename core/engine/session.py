@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 import llama_cpp
 
@@ -31,6 +32,9 @@ from core.engine.resources import check_context_fits, default_threads
 from core.engine.sampling import build_chain
 from core.engine.textstream import TextStream
 from core.errors import ContextTooLargeError, EngineError, HearthError, PromptTooLongError
+
+if TYPE_CHECKING:
+    from core.engine.speculative import Speculator
 
 # A NULL callback: ctypes wants a CFUNCTYPE instance, and a NULL one makes ggml skip the call.
 _NO_ABORT = llama_cpp.ggml_abort_callback()
@@ -49,6 +53,13 @@ class EngineConfig:
     n_ubatch: int = 512
     n_gpu_layers: int = -1
     backend_sampling: bool = False
+    warmup: bool = True
+    # Speculative decoding (core.engine.speculative): "model" drafts with draft_model_path,
+    # "twin" with the target's own Q4_K_M twin (made and cached on first use), "lookup" with
+    # n-grams of the prompt and output; draft_max bounds the guesses per round.
+    draft: Literal["model", "twin", "lookup"] | None = None
+    draft_model_path: Path | None = None
+    draft_max: int = 8
 
 
 class Engine:
@@ -77,6 +88,15 @@ class Engine:
         self._tok = (llama_cpp.llama_token * 1)()
         self._one = llama_cpp.llama_batch_get_one(self._tok, 1)
         self._batch = llama_cpp.llama_batch_init(config.n_batch, 0, 1)
+        self.speculator: Speculator | None = None
+        if config.draft is not None:
+            from core.engine.speculative import Speculator
+
+            try:
+                self.speculator = Speculator(self, config)
+            except BaseException:
+                self.close()
+                raise
 
     def _init_context(self) -> None:
         cfg = self.config
@@ -104,6 +124,24 @@ class Engine:
         self.n_ctx: int = llama_cpp.llama_n_ctx(ctx)
         self.n_threads = threads
         self._mem = llama_cpp.llama_get_memory(ctx)
+        if cfg.warmup:
+            self._warmup()
+
+    def _warmup(self) -> None:
+        """One throw-away decode with every weight touched, as llama.cpp's tools do: the
+        first real request would otherwise pay for page faults and buffer set-up in its
+        time to first token."""
+        model = self.model
+        tokens = [t for t in (model.bos, model.eos) if t >= 0] or [0]
+        arr = (llama_cpp.llama_token * len(tokens))(*tokens)
+        llama_cpp.llama_set_warmup(self.ctx, True)
+        try:
+            llama_cpp.llama_decode(self.ctx, llama_cpp.llama_batch_get_one(arr, len(tokens)))
+            llama_cpp.llama_synchronize(self.ctx)
+        finally:
+            llama_cpp.llama_set_warmup(self.ctx, False)
+            llama_cpp.llama_memory_clear(self._mem, True)
+            llama_cpp.llama_perf_context_reset(self.ctx)
 
     # -- public ------------------------------------------------------------------------
     @property
@@ -156,7 +194,8 @@ class Engine:
             )
         st.stream = TextStream(request.stop)
         chain = build_chain(request.sampling, self.model.n_vocab)
-        backend = self.config.backend_sampling and request.sampling.is_greedy
+        backend = (self.config.backend_sampling and request.sampling.is_greedy
+                   and self.speculator is None)
         if backend:
             backend = bool(llama_cpp.llama_set_sampler(self.ctx, 0, chain))
         try:
@@ -184,6 +223,8 @@ class Engine:
         metrics.prefill_tokens = len(tokens) - n_past
         if request.max_tokens == 0:
             return "length"
+        if self.speculator is not None:
+            return (yield from self.speculator.decode(request, chain, st))
         model, stream, cancel = self.model, st.stream, self._cancel
         is_eog, extra_stop = model.is_eog, self.prompts.extra_stop_tokens
         sample = llama_cpp.llama_sampler_sample
@@ -299,7 +340,10 @@ class Engine:
 
     # -- lifetime ----------------------------------------------------------------------
     def close(self) -> None:
-        """Free the context, the batch and the model (idempotent)."""
+        """Free the draft, the context, the batch and the model (idempotent)."""
+        if getattr(self, "speculator", None) is not None:
+            self.speculator.close()
+            self.speculator = None
         if getattr(self, "_batch", None) is not None:
             llama_cpp.llama_batch_free(self._batch)
             self._batch = None

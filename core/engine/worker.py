@@ -45,7 +45,7 @@ class WorkerOptions:
 
     fail_gpu_load: str | None = None
     parent_poll_s: float = 0.5
-    nice: int = 0
+    nice: int = 0  # >0 runs the engine below the caller's CPU priority
 
 
 class _Worker:
