@@ -26,6 +26,7 @@ from core.engine import (
 )
 from core.engine.client import EngineClient
 from core.engine.sampling import DEFAULT_SEED, PRESETS
+from core.telemetry import TelemetrySampler, account
 
 
 def _int_at_least(minimum: int) -> Callable[[str], int]:
@@ -79,6 +80,40 @@ def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
 
 
+def add_speculation_arguments(parser: argparse.ArgumentParser) -> None:
+    """Speculative decoding: ``--draft PATH`` or ``--draft twin`` or ``--lookup``."""
+    spec = parser.add_mutually_exclusive_group()
+    spec.add_argument("--draft", metavar="PATH|twin",
+                      help="speculate with a small draft GGUF of the same family, or 'twin' "
+                           "for the model's own Q4 twin (made and cached on first use)")
+    spec.add_argument("--lookup", action="store_true",
+                      help="speculate by copying from the prompt (n-gram prompt lookup)")
+    parser.add_argument("--draft-max", type=_positive_int, default=8,
+                        help="most tokens guessed per round (default 8; adapts below it)")
+
+
+def _speculation_config(args: argparse.Namespace) -> dict[str, object]:
+    """EngineConfig fields for the speculation flags; makes the twin here, with a progress
+    line, so the worker finds it cached."""
+    draft, lookup = getattr(args, "draft", None), getattr(args, "lookup", False)
+    if lookup:
+        return {"draft": "lookup", "draft_max": args.draft_max}
+    if draft is None:
+        return {}
+    if draft == "twin":
+        from core.defaults import default_model_path
+        from core.engine.twin import ensure_twin
+
+        def show(p: object) -> None:
+            print(f"\rhearth-cli: making the quantized twin: {p.done}/{p.total} tensors",
+                  end="", file=sys.stderr, flush=True)  # type: ignore[attr-defined]
+
+        twin = ensure_twin(args.model or default_model_path(), progress=show)
+        print(f"\rhearth-cli: quantized twin: {twin}", file=sys.stderr)
+        return {"draft": "twin", "draft_max": args.draft_max}
+    return {"draft": "model", "draft_model_path": Path(draft), "draft_max": args.draft_max}
+
+
 def sampling_from_args(args: argparse.Namespace) -> SamplingParams:
     preset = "greedy" if args.temperature == 0 else args.preset
     try:
@@ -95,10 +130,12 @@ def sampling_from_args(args: argparse.Namespace) -> SamplingParams:
 def engine_from_args(args: argparse.Namespace) -> EngineClient:
     """A worker-process engine with the model loaded (a crash in llama.cpp then ends the
     worker, not the command); load notes such as a CPU fallback go to stderr."""
+    speculation = _speculation_config(args)
     client = EngineClient()
     try:
         loaded = client.load(EngineConfig(model_path=args.model, n_ctx=args.ctx,
-                                          n_threads=args.threads, n_gpu_layers=args.gpu_layers))
+                                          n_threads=args.threads, n_gpu_layers=args.gpu_layers,
+                                          **speculation))  # type: ignore[arg-type]
     except BaseException:
         client.close()
         raise
@@ -115,12 +152,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     gen.add_argument("--system", help="system prompt (with --chat)")
     gen.add_argument("--json", action="store_true", help="one JSON object per event")
     add_model_arguments(gen)
+    add_speculation_arguments(gen)
     add_sampling_arguments(gen)
     gen.set_defaults(func=run_generate)
 
     chat = subparsers.add_parser("chat", help="interactive chat in the terminal")
     chat.add_argument("--system", help="system prompt")
     add_model_arguments(chat)
+    add_speculation_arguments(chat)
     add_sampling_arguments(chat)
     chat.set_defaults(func=run_chat)
 
@@ -134,17 +173,26 @@ def _request(args: argparse.Namespace, messages: list[ChatMessage] | None) -> Ge
 
 def _stats_line(done: DoneEvent) -> str:
     m = done.metrics
+    spec = m.speculative
+    extra = (f"; {spec['kind']} drafts {spec['accepted']}/{spec['drafted']} accepted, "
+             f"x{spec['speedup'] or 0:.2f} vs plain" if spec else "")
     return (f"[{done.finish_reason}; template {done.template or 'none'}; prompt "
             f"{m.prompt_tokens} tok ({m.cached_tokens} cached) at {m.prefill_tok_s:.1f} tok/s; "
-            f"{m.decode_tokens} tok at {m.decode_tok_s:.1f} tok/s; TTFT {m.ttft_ms:.0f} ms]")
+            f"{m.decode_tokens} tok at {m.decode_tok_s:.1f} tok/s; TTFT {m.ttft_ms:.0f} ms"
+            f"{extra}]")
 
 
-def _print_stream(events: Iterator[Event], as_json: bool) -> DoneEvent | ErrorEvent:
-    """Write events to stdout as they come; returns the final event."""
+def _print_stream(events: Iterator[Event], as_json: bool,
+                  sampler: TelemetrySampler | None = None) -> DoneEvent | ErrorEvent:
+    """Write events to stdout as they come; returns the final event. With a ``sampler``,
+    the JSON ``done`` event carries the request's accounting (breakdown, energy, cost)."""
     out = sys.stdout
     for event in events:
         if as_json:
-            out.write(json.dumps(event.to_dict(), ensure_ascii=False) + "\n")
+            data = event.to_dict()
+            if sampler is not None and isinstance(event, DoneEvent):
+                data["accounting"] = account(sampler, event).to_dict()
+            out.write(json.dumps(data, ensure_ascii=False) + "\n")
             out.flush()
         elif isinstance(event, TextEvent):
             out.write(event.text)
@@ -161,7 +209,12 @@ def run_generate(args: argparse.Namespace) -> int:
         messages.append(ChatMessage("user", args.chat))
     request = _request(args, messages)
     with engine_from_args(args) as engine:
-        final = _print_stream(engine.generate(request), args.json)
+        if args.json:
+            loaded = engine.loaded
+            with TelemetrySampler(pid=loaded.worker_pid if loaded else None) as sampler:
+                final = _print_stream(engine.generate(request), True, sampler)
+        else:
+            final = _print_stream(engine.generate(request), False)
     if isinstance(final, ErrorEvent):
         if not args.json:
             print(file=sys.stdout)

@@ -39,6 +39,10 @@ class RequestMetrics:
     llama_decode_ms: float = 0.0
     llama_decode_tokens: int = 0
     speculative: dict[str, Any] | None = None
+    # The request's window on the CLOCK_MONOTONIC clock shared by every process, so the
+    # parent can line it up with its power samples (energy accounting).
+    t_start_ns: int = 0
+    t_end_ns: int = 0
 
     @property
     def prefill_tok_s(self) -> float:

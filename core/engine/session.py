@@ -327,6 +327,7 @@ class Engine:
     def _finish_metrics(self, st: _RunState) -> None:
         m = st.metrics
         end = time.perf_counter_ns()
+        m.t_start_ns, m.t_end_ns = st.t_start, end
         m.total_ms = (end - st.t_start) / NS_PER_MS
         m.prefill_ms = st.prefill_ns / NS_PER_MS
         if st.t_first:
