@@ -40,3 +40,24 @@ lint: setup
 
 clean:
 	rm -rf $(VENV) .cache build *.egg-info
+
+# The one-folder desktop bundle (PyInstaller; a few minutes): dist/hearth/hearth.
+# `make test` does not build it; its smoke tests (tests/packaging/test_bundle.py) run in
+# `make test` only when a bundle exists, and always in `make package-test`.
+.PHONY: package package-test
+package: setup
+	$(PY) -m PyInstaller --version >/dev/null 2>&1 || $(PY) -m pip install --quiet pyinstaller
+	PY=$(PY) packaging/build.sh
+
+package-test: package
+	$(PY) -m pytest -q tests/packaging/test_bundle.py
+	$(PY) -m bench.cold_start --bundle-only
+
+# Reliability (issue 10): a long random-seeded fuzz of the GGUF validator and loader (the
+# 1,000-input run is part of `make test`), and the leak soak (not part of `make test`).
+.PHONY: fuzz soak
+fuzz: setup
+	$(PY) -m tests.reliability.gguf_fuzz --cases $${FUZZ_CASES:-20000}
+
+soak: setup
+	$(PY) -m bench.soak

@@ -97,6 +97,7 @@ class EngineBridge(QObject):
         self._final: DoneEvent | ErrorEvent | None = None
         self._last_flush = 0.0
         self.delivery_ms: list[float] = []  # engine-to-view latency per text piece
+        self._reply_stamps: list[int] = []  # engine timestamps of the current reply's pieces
         self._flush_timer = QTimer(self)
         self._flush_timer.setSingleShot(True)
         self._flush_timer.timeout.connect(self._flush)
@@ -123,8 +124,14 @@ class EngineBridge(QObject):
         with self._lock:
             self._pending.clear()
             self._stamps.clear()
+            self._reply_stamps = []
             self._final = None
         self._pool.submit(self._run, request)
+
+    def reply_stamps(self) -> list[int]:
+        """When the engine produced each piece of the current (or last) reply."""
+        with self._lock:
+            return list(self._reply_stamps)
 
     def cancel(self) -> None:
         """Ask the running request to stop (returns at once; ``finished`` follows)."""
@@ -144,6 +151,7 @@ class EngineBridge(QObject):
                     wake = not self._pending
                     self._pending.append(event.text)
                     self._stamps.append(event.t_ns)
+                    self._reply_stamps.append(event.t_ns)
                 if wake:
                     self._wake.emit()
             elif isinstance(event, DoneEvent | ErrorEvent):

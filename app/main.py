@@ -1,48 +1,166 @@
 """``hearth``: the desktop app's entry point.
 
 Start-up work that can take seconds (assembling the bundled model on first run, loading
-it) happens off the GUI thread; the window shows at once with the status bar saying what
-is going on. ``--smoke "text"`` sends one message once the model is loaded, prints the
-reply to stdout and exits: the real-display test and the bundle's smoke test use it.
+it, scanning the library) happens off the GUI thread; the window shows at once with the
+status bar saying what is going on, and a welcome on the very first run. A second launch
+hands over to the running instance (its window comes forward) and exits.
+
+Flags for people: ``--model PATH``, ``--install-desktop-entry``, ``--uninstall-desktop-entry``.
+Flags for tests and benchmarks: ``--smoke TEXT`` sends one message once the model is
+loaded, prints the reply and exits (a self-contained run: no single-instance hand-off);
+``--no-model`` starts without loading one; ``--exit-when-shown`` quits once the window is
+painted; ``--timings`` prints one JSON line per start-up milestone (``bench/cold_start.py``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import multiprocessing
 import os
 import sys
+import time
 from pathlib import Path
 
+LIBRARY_SCAN_DELAY_MS = 1500
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="hearth", description="Run LLMs on your own machine.")
     parser.add_argument("--model", type=Path, help="GGUF model to load at start")
+    entry = parser.add_mutually_exclusive_group()
+    entry.add_argument("--install-desktop-entry", action="store_true",
+                       help="add Hearth to the desktop's application menu, then exit")
+    entry.add_argument("--uninstall-desktop-entry", action="store_true",
+                       help="remove Hearth from the application menu, then exit")
     parser.add_argument("--smoke", metavar="TEXT",
                         help="send TEXT once loaded, print the reply, exit (for tests)")
     parser.add_argument("--max-tokens", type=int, help="reply length (with --smoke)")
+    parser.add_argument("--no-model", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--exit-when-shown", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--timings", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
+def _milestone(enabled: bool, event: str, **extra: object) -> None:
+    """One JSON line on stdout (wall clock, comparable with the launching process)."""
+    if enabled:
+        print(json.dumps({"event": event, "t": time.time(), **extra}), flush=True)
+
+
+def _desktop_entry(args: argparse.Namespace) -> int:
+    from app.desktop_entry import DesktopEntry
+    from core.errors import HearthError
+
+    entry = DesktopEntry.default()
+    try:
+        if args.install_desktop_entry:
+            print(f"Installed {entry.install()}; Hearth is now in the application menu.")
+        else:
+            removed = entry.uninstall()
+            print(f"Removed {len(removed)} file(s); Hearth is no longer in the menu.")
+    except HearthError as err:
+        print(f"hearth: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    multiprocessing.freeze_support()  # in a bundle, the engine worker re-enters here
     args = _parse(argv)
+    if args.install_desktop_entry or args.uninstall_desktop_entry:
+        return _desktop_entry(args)
+    from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
 
-    from app.bridge import Background, EngineBridge
-    from app.main_window import MainWindow
-    from core.history import HistoryStore
-    from core.settings import load_settings
+    from app.desktop_entry import ICON_SIZES, icon_png
+    from app.single_instance import SingleInstance
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Hearth")
     app.setOrganizationName("Hearth")
+    app.setDesktopFileName("hearth")
+    icon = QIcon()
+    for size in ICON_SIZES:
+        icon.addFile(str(icon_png(size)))
+    app.setWindowIcon(icon)
+    instance = None
+    if args.smoke is None:
+        instance = SingleInstance()
+        request = {"action": "raise", "model": str(args.model.resolve()) if args.model else None}
+        handed = instance.hand_over(request)
+        if not handed and not instance.claim():  # a launch at the same moment won the race
+            handed = instance.hand_over(request) or True
+        if handed:
+            print("hearth: Hearth is already running; its window was brought forward.",
+                  file=sys.stderr)
+            return 0
+    return _run(app, args, instance)
+
+
+class Launched:
+    """The running app's parts (the window and what it owns); :meth:`close` ends them."""
+
+    def __init__(self, window, bridge, history, startup, progress, scan_timer) -> None:
+        self.window, self.bridge, self.history = window, bridge, history
+        self.startup, self.progress, self.scan_timer = startup, progress, scan_timer
+
+    def close(self) -> None:
+        self.scan_timer.stop()
+        self.window.close()
+        self.bridge.shutdown()
+        self.startup.shutdown()
+        self.history.close()
+
+
+def _run(app, args: argparse.Namespace, instance) -> int:
+    launched = launch(app, args)
+    if instance is not None:
+        instance.activationRequested.connect(
+            lambda request: _activate(launched.window, request))
+    if args.smoke is not None:
+        _smoke(app, launched.window, args.smoke)
+    code = app.exec()
+    if instance is not None:
+        instance.close()
+    launched.close()
+    return code
+
+
+def launch(app, args: argparse.Namespace) -> Launched:
+    """Build and show the window, then start the start-up work off the GUI thread.
+
+    Returns at once (the model loads in the background); tests call this and wait on
+    ``launched.window.modelLoaded`` instead of running ``app.exec()``."""
+    from PySide6.QtCore import QEvent, QObject, QTimer
+
+    from app.bridge import Background, EngineBridge
+    from app.first_run import StartupProgress, is_first_run, show_welcome
+    from app.main_window import MainWindow
+    from core.history import HistoryStore
+    from core.settings import load_settings
+
     settings = load_settings()
     if args.max_tokens:
         settings.max_tokens = args.max_tokens
     history = HistoryStore()
     bridge = EngineBridge()
     window = MainWindow(settings, history, bridge)
-    window.show()
+    progress = StartupProgress(window)
     startup = Background("startup", window)
+
+    class FirstPaint(QObject):
+        def eventFilter(self, obj: QObject, event: QEvent) -> bool:
+            if event.type() == QEvent.Type.Paint:
+                window.removeEventFilter(self)
+                _milestone(args.timings, "window_shown")
+                if args.exit_when_shown:
+                    print("hearth: window shown", flush=True)
+                    QTimer.singleShot(0, app.quit)
+            return super().eventFilter(obj, event)
+
+    window.installEventFilter(FirstPaint(window))
+    window.welcome = show_welcome(window) if is_first_run() else None
+    window.show()
 
     def resolve_model() -> Path:
         if args.model:
@@ -54,16 +172,69 @@ def main(argv: list[str] | None = None) -> int:
 
         return default_model_path()
 
-    window.model_label.setText("Preparing the model…")
-    startup.run(resolve_model, window.load_model, lambda err: window.bridge.loadFailed.emit(
-        str(err)))
-    if args.smoke is not None:
-        _smoke(app, window, args.smoke)
-    code = app.exec()
-    bridge.shutdown()
-    startup.shutdown()
-    history.close()
-    return code
+    def resolved(path: Path) -> None:
+        _milestone(args.timings, "model_ready")
+        progress.loading(path.name)
+        window.load_model(path)
+
+    def scan_library() -> int:
+        from core.library import Library
+
+        return len(Library().models())
+
+    scan_timer = QTimer(window)
+    scan_timer.setSingleShot(True)
+    scan_timer.setInterval(LIBRARY_SCAN_DELAY_MS)
+    scanned = [False]
+
+    def scan_when_idle() -> None:
+        """The scan reads GGUF headers (about a second of CPU): never during a reply."""
+        if scanned[0]:
+            return
+        if bridge.busy:
+            scan_timer.start()
+            return
+        scanned[0] = True
+        startup.run(scan_library, lambda n: window.statusBar().showMessage(
+            f"Ready. {n} model(s) in your library: File › Models… (Ctrl+M) to switch.", 8000))
+
+    def loaded(event: object) -> None:
+        _milestone(args.timings, "model_loaded")
+        progress.done(f"Ready: {getattr(event, 'model_name', 'model loaded')}.")
+        scan_timer.start()
+
+    scan_timer.timeout.connect(scan_when_idle)
+    window.modelLoaded.connect(loaded)
+    bridge.loadFailed.connect(lambda _message: progress.done("The model did not load."))
+    if args.no_model or args.exit_when_shown:
+        progress.done("No model loaded.")
+    else:
+        window.model_label.setText("Preparing the model…")
+        progress.preparing()
+        startup.run(resolve_model, resolved, lambda err: bridge.loadFailed.emit(str(err)))
+    if args.timings:
+        first = [True]
+
+        def token(_text: str) -> None:
+            if first[0]:
+                first[0] = False
+                _milestone(True, "first_token")
+
+        bridge.textReady.connect(token)
+    return Launched(window, bridge, history, startup, progress, scan_timer)
+
+
+def _activate(window, request: dict) -> None:
+    """Another launch asked for this window: bring it forward (and load its model)."""
+    print("hearth: another launch asked for this window", file=sys.stderr, flush=True)
+    if window.isMinimized():
+        window.showNormal()
+    window.show()
+    window.raise_()
+    window.activateWindow()
+    model = request.get("model")
+    if model and not window.bridge.busy:
+        window.load_model(Path(model))
 
 
 def _smoke(app, window, text: str) -> None:

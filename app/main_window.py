@@ -41,6 +41,7 @@ class MainWindow(QMainWindow):
 
     replyFinished = Signal(object)
     modelLoaded = Signal(object)
+    panelReady = Signal(object)
 
     def __init__(self, settings: Settings, history: HistoryStore, bridge: EngineBridge) -> None:
         super().__init__()
@@ -68,6 +69,8 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(QByteArray.fromBase64(settings.window_geometry.encode()))
         self.refresh_chats()
         self._update_buttons()
+        self.panel = None
+        QTimer.singleShot(0, self._start_panel)
 
     # -- layout ------------------------------------------------------------------------
     def _build(self) -> None:
@@ -138,8 +141,29 @@ class MainWindow(QMainWindow):
         action(chat_menu, "&Edit last message", self.edit_last, "Ctrl+E")
         action(chat_menu, "Re&name…", lambda: self.rename_chat(self.conversation.chat_id), "F2")
         action(chat_menu, "&Delete", lambda: self.delete_chat(self.conversation.chat_id))
+        self.view_menu = self.menuBar().addMenu("&View")
         settings_menu = self.menuBar().addMenu("&Settings")
         action(settings_menu, "&Preferences…", self.open_settings, "Ctrl+,")
+
+    # -- latency and power panel -------------------------------------------------------
+    def _start_panel(self) -> None:
+        """Probe power sources off the GUI thread (NVML start-up can take a while), then dock
+        the panel; the window is already on screen meanwhile."""
+        from core.telemetry import TelemetrySampler
+
+        self.io.run(lambda: TelemetrySampler(hz=8).start(), self._dock_panel)
+
+    def _dock_panel(self, sampler) -> None:
+        from app.metrics_panel import MetricsPanel
+        from core.telemetry import CostSettings
+
+        prices = CostSettings(usd_per_kwh=self.settings.electricity_price_kwh)
+        self.panel = MetricsPanel(self.bridge, sampler, prices, self)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.panel)
+        self.replyFinished.connect(self.panel.finish)
+        self.view_menu.addAction(self.panel.toggleViewAction())
+        self.panel.toggleViewAction().setShortcut(QKeySequence("Ctrl+L"))
+        self.panelReady.emit(self.panel)
 
     # -- model -------------------------------------------------------------------------
     def engine_config(self, model_path: Path | None) -> EngineConfig:
@@ -384,6 +408,8 @@ class MainWindow(QMainWindow):
 
     # -- lifetime ----------------------------------------------------------------------
     def closeEvent(self, event: QCloseEvent) -> None:
+        if self.panel is not None:
+            self.panel.close_sampler()
         self.settings.window_geometry = bytes(self.saveGeometry().toBase64()).decode()
         settings = self.settings
         self.io.run(lambda: save_settings(settings))

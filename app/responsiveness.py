@@ -25,8 +25,10 @@ class LoopProbe(QObject):
         self._last = 0.0
         self.stalls_ms: list[float] = []
 
-    def start(self) -> None:
-        self.stalls_ms = []
+    def start(self, reset: bool = True) -> None:
+        """Start ticking; ``reset=False`` resumes after a deliberate pause (a screenshot)."""
+        if reset:
+            self.stalls_ms = []
         self._last = time.perf_counter()
         self._timer.start()
 

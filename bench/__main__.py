@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=5, help="repetitions per round and side")
     parser.add_argument("--skip-planner", action="store_true",
                         help="skip the memory-prediction check")
+    parser.add_argument("--skip-speculative", action="store_true",
+                        help="skip speculative decoding (F32 + twin, prompt lookup)")
     args = parser.parse_args(argv)
     model = args.model or default_model_path()
     rows, setup = bench_engine(model, args.rounds, args.reps)
@@ -51,12 +53,31 @@ def main(argv: list[str] | None = None) -> int:
     from bench import gui_bench
 
     gui_bench.main()
+    from bench import cold_start
+
+    cold_start.main([])
+    if not args.skip_speculative:
+        bench_speculative(args.rounds)
     if args.skip_planner:
         return 0
     from bench import planner_verify
 
     print("\nMemory planner: predicted vs measured host memory")
     return planner_verify.main()
+
+
+def bench_speculative(rounds: int) -> None:
+    """Speculation vs plain decoding of the same target: table, details, raw samples."""
+    from bench import speculative_bench
+
+    rows = speculative_bench.main(rounds)
+    print_table("Speculative decoding vs the same target without it (greedy, "
+                f"{speculative_bench.N_GEN} tokens)", rows)
+    speculative_bench.print_details(rows)
+    path = save("speculative", {"rows": [r.to_dict() | {"speculative": r.stats,
+                                                        "identical": r.identical}
+                                         for r in rows]})
+    print(f"\nraw samples: {path}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -42,9 +42,9 @@ def _load_failure(path: Path, log: list[str]) -> Exception:
 class LoadedModel:
     """Owns a ``llama_model``; ``close()`` (or ``with``) frees it."""
 
-    def __init__(self, path: Path, n_gpu_layers: int = -1) -> None:
+    def __init__(self, path: Path, n_gpu_layers: int = -1, validate: bool = True) -> None:
         self.path = Path(path)
-        check_model_file(self.path)
+        check_model_file(self.path, validate)
         llama_log.install()
         llama_cpp.llama_backend_init()
         params = llama_cpp.llama_model_default_params()

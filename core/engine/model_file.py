@@ -1,9 +1,11 @@
 """Cheap checks on a model file before llama.cpp sees it.
 
 They turn the common mistakes (a wrong path, an HTML error page saved as .gguf, an empty
-file) into one clear sentence. Deeper damage (a truncated download, an unknown
-architecture) is caught by llama.cpp's own loader, whose log gives the reason; the full
-validator against hostile files is a separate module.
+file) into one clear sentence, then run the full validator (``core.validate``: every count,
+string, array and tensor extent bounded, a usable tokenizer) so damaged or hostile files
+are refused with a reason before llama.cpp's native loader runs on them. What is left
+(an unknown architecture, missing tensors) is caught by llama.cpp's loader, whose log
+gives the reason.
 """
 
 from __future__ import annotations
@@ -13,14 +15,17 @@ import struct
 from pathlib import Path
 
 from core.errors import ModelFileError
+from core.validate import validate_gguf
 
 GGUF_MAGIC = b"GGUF"
 SUPPORTED_VERSIONS = (2, 3)
 _HEADER = struct.Struct("<4sIQQ")  # magic, version, tensor count, metadata kv count
 
 
-def check_model_file(path: Path) -> None:
-    """Raise :class:`ModelFileError` unless ``path`` looks like a GGUF llama.cpp can open."""
+def check_model_file(path: Path, validate: bool = True) -> None:
+    """Raise :class:`ModelFileError` unless ``path`` looks like a GGUF llama.cpp can open.
+    ``validate=False`` skips the full validator (tests that need llama.cpp's own failure
+    modes, e.g. proving the worker survives an abort)."""
     if not path.exists():
         raise ModelFileError(f"Model file not found: {path}.")
     if not path.is_file():
@@ -46,3 +51,5 @@ def check_model_file(path: Path) -> None:
         )
     if n_tensors > 1_000_000 or n_kv > 1_000_000:
         raise ModelFileError(f"Model file header is corrupt (impossible counts): {path}.")
+    if validate:
+        validate_gguf(path)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from core.engine.model import LoadedModel
 from core.engine.protocol import GenerationRequest
-from core.engine.templates import ChatTemplate, choose_template
+from core.engine.templates import ChatTemplate, choose_template, family_for
 
 
 @dataclass
@@ -42,20 +42,35 @@ class PromptBuilder:
             return PromptTokens(list(request.prompt_tokens), None)
         if request.messages is not None:
             t0 = time.perf_counter_ns()
-            text = self.template.render(
-                [{"role": m.role, "content": m.content} for m in request.messages],
-                bos_token=model.token_text(model.bos) if model.bos >= 0 else "",
-                eos_token=model.token_text(model.eos) if model.eos >= 0 else "",
-                add_generation_prompt=request.add_generation_prompt,
-            )
+            text, name = self._render(request)
             t1 = time.perf_counter_ns()
             tokens = model.tokenize(text, add_special=False, parse_special=True)
             if model.add_bos and model.bos >= 0 and (not tokens or tokens[0] != model.bos):
                 tokens.insert(0, model.bos)
             t2 = time.perf_counter_ns()
-            return PromptTokens(tokens, self.template.name, t1 - t0, t2 - t1)
+            return PromptTokens(tokens, name, t1 - t0, t2 - t1)
         t0 = time.perf_counter_ns()
         tokens = model.tokenize(request.prompt or "", add_special=True, parse_special=True)
         if not tokens and model.bos >= 0:
             tokens = [model.bos]
         return PromptTokens(tokens, None, 0, time.perf_counter_ns() - t0)
+
+    def _render(self, request: GenerationRequest) -> tuple[str, str]:
+        """The prompt text and the name of the template that made it. A template from the
+        file that fails at render time (``raise_exception``, an undefined attribute, a
+        Python error inside an expression) must not end the request, let alone the
+        worker: the family template renders instead, and its name says so."""
+        model = self.model
+        messages = [{"role": m.role, "content": m.content} for m in request.messages or []]
+        tokens = {"bos_token": model.token_text(model.bos) if model.bos >= 0 else "",
+                  "eos_token": model.token_text(model.eos) if model.eos >= 0 else "",
+                  "add_generation_prompt": request.add_generation_prompt}
+        try:
+            return self.template.render(messages, **tokens), self.template.name
+        except Exception:  # TemplateError, or any error raised by hostile template code
+            if self.template.name != "gguf":
+                raise
+        family = family_for(model.architecture, lambda t: model.single_token(t) is not None)
+        fallback = ChatTemplate(family.name, family.source, family.end_of_turn)
+        return (fallback.render(messages, **tokens),
+                f"{family.name} (fallback: the model's own template failed to render)")

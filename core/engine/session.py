@@ -54,6 +54,7 @@ class EngineConfig:
     n_gpu_layers: int = -1
     backend_sampling: bool = False
     warmup: bool = True
+    validate: bool = True  # run core.validate on the file first (off only in tests)
     # Speculative decoding (core.engine.speculative): "model" drafts with draft_model_path,
     # "twin" with the target's own Q4_K_M twin (made and cached on first use), "lookup" with
     # n-grams of the prompt and output; draft_max bounds the guesses per round.
@@ -73,7 +74,7 @@ class Engine:
             config.model_path = default_model_path()
         if config.n_ctx < 16:
             raise ContextTooLargeError(f"A context of {config.n_ctx} tokens is too small.")
-        self.model = LoadedModel(Path(config.model_path), config.n_gpu_layers)
+        self.model = LoadedModel(Path(config.model_path), config.n_gpu_layers, config.validate)
         try:
             check_context_fits(self.model, config.n_ctx, config.n_gpu_layers)
             self._init_context()

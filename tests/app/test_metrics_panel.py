@@ -1,0 +1,58 @@
+"""The latency and power panel updates live during a stream, without stealing the loop,
+labels CPU power as estimated with its formula, and accounts each reply."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from app.responsiveness import LoopProbe
+from tests.fixtures.app_window import app_settings
+from tests.paths import ARTIFACTS
+
+# The goal is 16 ms, reported by `make bench` on a quiet machine. Here the bound only
+# catches a real freeze (blocking work on the GUI thread): the suite runs on a shared
+# 2-core machine where the engine's threads and other processes take the CPU for tens of ms.
+STALL_BOUND_MS = 250.0
+
+
+def test_panel_updates_during_stream(qtbot, make_window, tmp_path: Path) -> None:
+    window = make_window(app_settings(max_tokens=120))
+    window.resize(1280, 800)
+    qtbot.waitUntil(lambda: window.panel is not None, timeout=30_000)
+    panel = window.panel
+    assert panel.isVisible()
+    updates_before = panel.updates
+    probe = LoopProbe()
+    probe.start()
+    chunks: list[str] = []
+    window.bridge.textReady.connect(chunks.append)
+    window.input.setPlainText("Tell me about lighthouses.")
+    with qtbot.waitSignal(window.replyFinished, timeout=120_000) as blocker:
+        window.send_button.click()
+        qtbot.waitUntil(lambda: len(chunks) >= 30, timeout=60_000)
+        qtbot.wait(250)  # let the 10 Hz timer draw a frame mid-stream
+        xs, _ys = panel.speed_curve.getData()
+        mid_points = 0 if xs is None else len(xs)
+        probe.stop()  # a screenshot blocks the loop on purpose: not a stall of the app
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        window.grab().save(str(ARTIFACTS / "metrics-panel-mid-stream.png"))
+        probe.start(reset=False)
+    probe.stop()
+    print(f"\npanel: {panel.updates - updates_before} updates, max loop stall "
+          f"{probe.max_stall_ms:.1f} ms")
+    assert mid_points >= 10, "the tok/s curve did not grow during the stream"
+    assert panel.updates - updates_before >= 5
+    assert probe.max_stall_ms <= STALL_BOUND_MS
+    # What the panel itself costs the GUI thread (CPU time, immune to scheduling): a frame.
+    cost = sorted(panel.refresh_cpu_ms)
+    print(f"panel refresh CPU time: p50 {cost[len(cost) // 2]:.2f} ms, max {cost[-1]:.2f} ms")
+    assert cost[-1] <= 16.0
+    # This machine has no NVML and no readable RAPL: the figures say so.
+    assert "estimated" in panel.formula.text()
+    assert "TDP" in panel.formula.text()
+    acc = panel.last
+    assert acc is not None and acc.generated_tokens == blocker.args[0].metrics.decode_tokens
+    assert "J" in panel.labels["energy"].text() and "estimated" in panel.labels["energy"].text()
+    assert abs(sum(p.pct for p in acc.phases) - 100) <= 2
+    csv = panel.export_csv(str(tmp_path / "session.csv"))
+    assert csv is not None and len(csv.read_text().splitlines()) == 2  # header + one reply
