@@ -113,4 +113,5 @@ def test_killed_worker_shows_inline_error_and_next_message_works(qtbot,
     assert isinstance(final, ErrorEvent) and final.kind == "WorkerDied"
     assert window.view.last.role == "error" and "engine process" in window.view.last.raw
     assert window.view.messages[-2].raw == final.partial_text != ""
+    window.settings.max_tokens = 16  # the story above was meant to run long; this is not
     assert isinstance(send(qtbot, window, "Hello again"), DoneEvent)
