@@ -88,8 +88,8 @@ def add_speculation_arguments(parser: argparse.ArgumentParser) -> None:
                            "for the model's own Q4 twin (made and cached on first use)")
     spec.add_argument("--lookup", action="store_true",
                       help="speculate by copying from the prompt (n-gram prompt lookup)")
-    parser.add_argument("--draft-max", type=_positive_int, default=8,
-                        help="most tokens guessed per round (default 8; adapts below it)")
+    parser.add_argument("--draft-max", type=_positive_int, default=16,
+                        help="most tokens guessed per round (default 16; adapts below it)")
 
 
 def _speculation_config(args: argparse.Namespace) -> dict[str, object]:

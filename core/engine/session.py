@@ -60,7 +60,7 @@ class EngineConfig:
     # n-grams of the prompt and output; draft_max bounds the guesses per round.
     draft: Literal["model", "twin", "lookup"] | None = None
     draft_model_path: Path | None = None
-    draft_max: int = 8
+    draft_max: int = 16
 
 
 class Engine:
