@@ -38,8 +38,8 @@ def save(name: str, payload: dict[str, object]) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make bench", description=__doc__)
     parser.add_argument("--model", type=Path, help="GGUF to measure (default: bundled)")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds")
-    parser.add_argument("--reps", type=int, default=5, help="repetitions per round and side")
+    parser.add_argument("--rounds", type=int, default=6, help="alternating rounds")
+    parser.add_argument("--reps", type=int, default=3, help="repetitions per round and side")
     parser.add_argument("--skip-planner", action="store_true",
                         help="skip the memory-prediction check")
     parser.add_argument("--skip-speculative", action="store_true",

@@ -1,10 +1,9 @@
 """Decoding presets (the seed's strategies) turned into a llama.cpp sampler chain.
 
 Sampling runs in C (``llama_sampler_sample``): no logits row is ever copied into Python.
-For greedy decoding the chain is also attached to the context as a *backend* sampler, so
-the argmax over Gemma's 262,144-entry vocabulary runs inside the graph instead of building
-a 262k-entry candidate array on the CPU every token; llama.cpp falls back to the CPU chain
-by itself where the backend cannot take it.
+(Plain greedy decoding skips the chain altogether: the engine takes numpy's argmax over a
+view of llama.cpp's logits row. llama.cpp's "backend sampler", which runs the chain inside
+the graph, measured 4% slower here than sampling on the CPU, so it is not used.)
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import llama_cpp
+import numpy as np
 
 from core.engine import llama_log
 from core.engine.metrics import NS_PER_MS, RequestMetrics
@@ -52,7 +53,6 @@ class EngineConfig:
     n_batch: int = 512
     n_ubatch: int = 512
     n_gpu_layers: int = -1
-    backend_sampling: bool = False
     warmup: bool = True
     validate: bool = True  # run core.validate on the file first (off only in tests)
     # Speculative decoding (core.engine.speculative): "model" drafts with draft_model_path,
@@ -89,6 +89,8 @@ class Engine:
         self._tok = (llama_cpp.llama_token * 1)()
         self._one = llama_cpp.llama_batch_get_one(self._tok, 1)
         self._batch = llama_cpp.llama_batch_init(config.n_batch, 0, 1)
+        self._logits: np.ndarray | None = None
+        self._logits_address: int | None = None
         self.speculator: Speculator | None = None
         if config.draft is not None:
             from core.engine.speculative import Speculator
@@ -195,15 +197,9 @@ class Engine:
             )
         st.stream = TextStream(request.stop)
         chain = build_chain(request.sampling, self.model.n_vocab)
-        backend = (self.config.backend_sampling and request.sampling.is_greedy
-                   and self.speculator is None)
-        if backend:
-            backend = bool(llama_cpp.llama_set_sampler(self.ctx, 0, chain))
         try:
             finish = yield from self._prefill_and_decode(request, tokens, chain, st)
         finally:
-            if backend:
-                llama_cpp.llama_set_sampler(self.ctx, 0, None)
             llama_cpp.llama_sampler_free(chain)
         tail = st.stream.flush()
         if tail:
@@ -229,6 +225,11 @@ class Engine:
         model, stream, cancel = self.model, st.stream, self._cancel
         is_eog, extra_stop = model.is_eog, self.prompts.extra_stop_tokens
         sample = llama_cpp.llama_sampler_sample
+        # Plain greedy needs no candidate array: llama_sampler_sample fills all 262,144
+        # entries before its argmax (~1% of a token here); numpy's argmax over a view of
+        # llama.cpp's own logits row picks the same token (first maximum) without a copy.
+        greedy = self._argmax if (request.sampling.is_greedy
+                                  and request.sampling.repeat_penalty == 1.0) else None
         decode = llama_cpp.llama_decode
         ctx, one, tok_arr, cached = self.ctx, self._one, self._tok, self._cached
         latencies = metrics.token_latencies_ms
@@ -236,7 +237,7 @@ class Engine:
         n_gen = 0
         t_prev = st.t_start
         while True:
-            token = sample(chain, ctx, -1)
+            token = greedy() if greedy is not None else sample(chain, ctx, -1)
             now = time.perf_counter_ns()
             latencies.append((now - t_prev) / NS_PER_MS)
             t_prev = now
@@ -286,6 +287,15 @@ class Engine:
             return self._clear_all()
         del cached[n:]
         return n
+
+    def _argmax(self) -> int:
+        """The most likely next token, read in place from the last logits row."""
+        ptr = llama_cpp.llama_get_logits_ith(self.ctx, -1)
+        address = ctypes.cast(ptr, ctypes.c_void_p).value
+        if address != self._logits_address:  # llama.cpp reallocated its output buffer
+            self._logits = np.ctypeslib.as_array(ptr, shape=(self.model.n_vocab,))
+            self._logits_address = address
+        return int(self._logits.argmax())
 
     def _clear_all(self) -> int:
         self.reset()
