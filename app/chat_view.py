@@ -7,8 +7,8 @@ coalesces), which keeps Markdown constructs that span tokens (code fences) right
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QGuiApplication
+from PySide6.QtCore import QSizeF, Qt, Signal
+from PySide6.QtGui import QGuiApplication, QTextCursor
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QScrollArea,
     QSizePolicy,
+    QTextBrowser,
     QVBoxLayout,
     QWidget,
 )
@@ -42,8 +43,75 @@ def footer_text(metrics: dict | RequestMetrics | None, finish: str | None = None
     return " · ".join(parts)
 
 
+def split_blocks(text: str) -> tuple[list[str], str]:
+    """Markdown ``text`` as its finished blocks and the block still growing.
+
+    A block ends at a blank line outside a code fence; a fenced block stays whole. Streaming
+    re-renders only the growing block, so an update costs the same at token 2,000 as at
+    token 20 (re-rendering a whole 10,000-character reply took ~20 ms, a frame and more).
+    """
+    blocks: list[str] = []
+    current: list[str] = []
+    in_fence = False
+    for line in text.split("\n"):
+        if line.lstrip().startswith(("```", "~~~")):
+            in_fence = not in_fence
+        if not line.strip() and not in_fence:
+            if current:
+                blocks.append("\n".join(current))
+                current = []
+            continue
+        current.append(line)
+    return blocks, "\n".join(current)
+
+
+class _FrozenBlocks(QTextBrowser):
+    """The finished blocks of a message in one document that only ever grows at its end:
+    QTextDocument lays out just the appended blocks, and the transcript's layout sees one
+    widget, so its cost no longer grows with the reply (200 labels cost 33 ms a frame)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setOpenExternalLinks(True)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+        self.viewport().setAutoFillBackground(False)
+        self.setStyleSheet("background: transparent;")
+        self.document().setDocumentMargin(0)
+        self.document().documentLayout().documentSizeChanged.connect(self._fit)
+        self.blocks = 0
+
+    def append_block(self, markdown: str) -> None:
+        cursor = QTextCursor(self.document())
+        cursor.movePosition(QTextCursor.MoveOperation.End)
+        if self.blocks:
+            cursor.insertBlock()
+        cursor.insertMarkdown(markdown)
+        self.blocks += 1
+
+    def reset(self) -> None:
+        self.document().clear()
+        self.blocks = 0
+
+    def _fit(self, size: QSizeF) -> None:
+        self.setFixedHeight(int(size.height()) + 2)
+
+
+def _markdown_label() -> QLabel:
+    label = QLabel()
+    label.setTextFormat(Qt.TextFormat.MarkdownText)
+    label.setWordWrap(True)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
+    label.setOpenExternalLinks(True)
+    label.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
+    return label
+
+
 class MessageWidget(QFrame):
-    """One message: who, the Markdown text, a metrics footer, a copy button."""
+    """One message: who, the Markdown text (one label per finished block plus one for the
+    block still growing), a metrics footer, a copy button."""
 
     def __init__(self, role: str, text: str = "", parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -63,12 +131,11 @@ class MessageWidget(QFrame):
         self.copy_button.clicked.connect(self.copy)
         header.addWidget(self.copy_button)
         layout.addLayout(header)
-        self.body = QLabel()
-        self.body.setTextFormat(Qt.TextFormat.MarkdownText)
-        self.body.setWordWrap(True)
-        self.body.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
-        self.body.setOpenExternalLinks(True)
-        self.body.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
+        self._frozen: list[str] = []
+        self.done_blocks = _FrozenBlocks()
+        self.done_blocks.hide()
+        layout.addWidget(self.done_blocks)
+        self.body = _markdown_label()  # the growing (last) block
         layout.addWidget(self.body)
         self.footer = QLabel()
         self.footer.setObjectName("footer")
@@ -81,7 +148,24 @@ class MessageWidget(QFrame):
 
     def set_text(self, text: str) -> None:
         self.raw = text
-        self.body.setText(text if text else "…")
+        blocks, tail = split_blocks(text)
+        n = len(self._frozen)
+        if blocks[:n] != self._frozen:  # not an extension of what is shown: start over
+            self.done_blocks.reset()
+            self._frozen, n = [], 0
+        for block in blocks[n:]:
+            self.done_blocks.append_block(block)
+            self._frozen.append(block)
+        self.done_blocks.setVisible(bool(self._frozen))
+        self.body.setText(tail if (tail or blocks) else "…")
+        self.body.setVisible(bool(tail) or not blocks)
+
+    def rendered_text(self) -> str:
+        """The plain text shown, finished blocks then the growing one (for tests)."""
+        parts = [self.done_blocks.toPlainText()] if self._frozen else []
+        if self.body.isVisibleTo(self):
+            parts.append(self.body.text())
+        return "\n\n".join(parts)
 
     def append(self, text: str) -> None:
         self.set_text(self.raw + text)

@@ -6,6 +6,7 @@ It wires intent to the core and renders what comes back; every blocking call goe
 
 from __future__ import annotations
 
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -45,6 +46,10 @@ class MainWindow(QMainWindow):
 
     def __init__(self, settings: Settings, history: HistoryStore, bridge: EngineBridge) -> None:
         super().__init__()
+        # The GUI thread shares the GIL with the engine bridge, download, history and
+        # telemetry threads; Python hands the GIL over every 5 ms by default, a third of a
+        # frame. 1 ms bounds how long a paint or a keypress waits for it.
+        sys.setswitchinterval(0.001)
         self.settings, self.history, self.bridge = settings, history, bridge
         self.io = Background("history", self)
         self.conversation = Conversation()
