@@ -74,7 +74,7 @@ class MetricsPanel(QDockWidget):
         self.refresh_cpu_ms: list[float] = []
         body = QWidget()
         col = QVBoxLayout(body)
-        pg.setConfigOptions(antialias=True, background="w", foreground="k")
+        pg.setConfigOptions(antialias=False, background="w", foreground="k")
         self.speed_plot = pg.PlotWidget(title="This reply: tokens per second")
         self.speed_plot.setMinimumHeight(100)
         self.speed_curve = self.speed_plot.plot(pen=pg.mkPen("#2980b9", width=2))
