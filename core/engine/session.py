@@ -25,6 +25,7 @@ import llama_cpp
 import numpy as np
 
 from core.engine import llama_log
+from core.engine.emit import TokenEmitter
 from core.engine.metrics import NS_PER_MS, RequestMetrics
 from core.engine.model import LoadedModel
 from core.engine.prompt import PromptBuilder
@@ -222,8 +223,9 @@ class Engine:
             return "length"
         if self.speculator is not None:
             return (yield from self.speculator.decode(request, chain, st))
-        model, stream, cancel = self.model, st.stream, self._cancel
-        is_eog, extra_stop = model.is_eog, self.prompts.extra_stop_tokens
+        emitter = TokenEmitter(self.model, self.prompts.extra_stop_tokens, request, st,
+                               len(tokens), self.n_ctx, self._cancel)
+        accept = emitter.accept
         sample = llama_cpp.llama_sampler_sample
         # Plain greedy needs no candidate array: llama_sampler_sample fills all 262,144
         # entries before its argmax (~1% of a token here); numpy's argmax over a view of
@@ -232,36 +234,13 @@ class Engine:
                                   and request.sampling.repeat_penalty == 1.0) else None
         decode = llama_cpp.llama_decode
         ctx, one, tok_arr, cached = self.ctx, self._one, self._tok, self._cached
-        latencies = metrics.token_latencies_ms
-        detok_ns = 0
-        n_gen = 0
-        t_prev = st.t_start
         while True:
             token = greedy() if greedy is not None else sample(chain, ctx, -1)
-            now = time.perf_counter_ns()
-            latencies.append((now - t_prev) / NS_PER_MS)
-            t_prev = now
-            if n_gen == 0:
-                st.t_first = now
-            st.t_last = now
-            n_gen += 1
-            metrics.decode_tokens = n_gen
-            if (is_eog(token) or token in extra_stop) and not request.ignore_eos:
-                return "eos"
-            d0 = time.perf_counter_ns()
-            text = stream.feed(model.piece(token))
-            detok_ns += time.perf_counter_ns() - d0
-            metrics.detokenize_ms = detok_ns / NS_PER_MS
+            text, finish = accept(token)
             if text:
                 yield TextEvent(text)
-            if stream.stopped:
-                return "stop"
-            if n_gen >= request.max_tokens:
-                return "length"
-            if len(cached) + 1 >= self.n_ctx:
-                return "context"
-            if cancel.is_set():
-                return "cancelled"
+            if finish is not None:
+                return finish
             tok_arr[0] = token
             rc = decode(ctx, one)
             if rc != 0:

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import llama_cpp
 
 from core.engine.draft import DraftModel
+from core.engine.emit import TokenEmitter
 from core.engine.lookup import PromptLookup
 from core.engine.metrics import NS_PER_MS
 from core.engine.protocol import Event, GenerationRequest, TextEvent
@@ -173,37 +174,18 @@ class Speculator:
 
     def _rounds(self, request: GenerationRequest, chain: object, st: _RunState,
                 stats: SpeculationStats, n_prompt: int) -> Generator[Event, None, str]:
-        eng, metrics, stream, cancel = self.engine, st.metrics, st.stream, self.engine._cancel
-        model, extra_stop = eng.model, eng.prompts.extra_stop_tokens
-        latencies = metrics.token_latencies_ms
+        eng = self.engine
+        emitter = TokenEmitter(eng.model, eng.prompts.extra_stop_tokens, request, st, n_prompt,
+                               eng.n_ctx, eng._cancel)
         pending = [llama_cpp.llama_sampler_sample(chain, eng.ctx, -1)]
-        n_gen, detok_ns, t_prev = 0, 0, st.t_start
         while True:
             for token in pending:
-                now = time.perf_counter_ns()
-                latencies.append((now - t_prev) / NS_PER_MS)
-                t_prev = now
-                if n_gen == 0:
-                    st.t_first = now
-                st.t_last = now
-                n_gen += 1
-                metrics.decode_tokens = n_gen
-                if (model.is_eog(token) or token in extra_stop) and not request.ignore_eos:
-                    return "eos"
-                d0 = time.perf_counter_ns()
-                text = stream.feed(model.piece(token))
-                detok_ns += time.perf_counter_ns() - d0
-                metrics.detokenize_ms = detok_ns / NS_PER_MS
+                text, finish = emitter.accept(token)
                 if text:
                     yield TextEvent(text)
-                if stream.stopped:
-                    return "stop"
-                if n_gen >= request.max_tokens:
-                    return "length"
-                if n_prompt + n_gen >= eng.n_ctx:
-                    return "context"
-                if cancel.is_set():
-                    return "cancelled"
+                if finish is not None:
+                    return finish
+            n_gen = emitter.n_gen
             # The cache now holds the prompt and every emitted token but pending[-1].
             last = pending[-1]
             room = min(self.k, request.max_tokens - n_gen - 1, eng.n_ctx - len(eng._cached) - 2)
