@@ -354,7 +354,8 @@ class MainWindow(QMainWindow):
             reply.content, reply.complete = final.text, True
             reply.metrics, reply.finish_reason = final.metrics.to_dict(), final.finish_reason
             if self.view.last is not None:
-                self.view.last.set_text(final.text)
+                if self.view.last.raw != final.text:  # the stream has usually shown it all
+                    self.view.last.set_text(final.text)
                 self.view.last.set_footer(footer_text(reply.metrics, final.finish_reason))
             self.speed_label.setText(f"{final.metrics.decode_tok_s:.1f} tok/s")
             error = None

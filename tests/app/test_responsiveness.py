@@ -12,10 +12,10 @@ from tests.fixtures.app_window import app_settings
 from tests.fixtures.hub_server import DEFAULT_REPO
 
 FRAME_MS = 16.0
-# The goal is one frame (16 ms), reported by `make bench` on a quiet machine. Here the
-# bound only catches a real freeze: on a shared 2-core machine the engine's two threads and
-# other processes take the CPU from the GUI thread for tens of ms (scheduling, not blocking).
-STALL_BOUND_MS = 250.0
+# Goal: one frame (16 ms). Measured on a quiet 2-core machine: stalls 6-14 ms, token p99
+# 12-14 ms. p99s are held to the frame; the single worst tick gets a few ms of margin for a
+# slower CI machine; `make bench` reports the figures.
+STALL_BOUND_MS = 25.0
 
 
 def test_event_loop_and_token_latency_while_streaming_and_downloading(
@@ -49,5 +49,6 @@ def test_event_loop_and_token_latency_while_streaming_and_downloading(
     assert blocker.args[0].metrics.decode_tokens > 20
     assert len(probe.stalls_ms) > 100
     assert probe.max_stall_ms <= STALL_BOUND_MS
-    assert p99 <= STALL_BOUND_MS
-    assert percentile(delivery, 50) <= 2 * FRAME_MS
+    assert percentile(probe.stalls_ms, 99) <= FRAME_MS
+    assert p99 <= FRAME_MS
+    assert percentile(delivery, 50) <= FRAME_MS
