@@ -106,8 +106,13 @@ def quantize_model(
     allow_requantize: bool = False,
     nthread: int = 0,
     progress: ProgressFn | None = None,
+    embedding_type: int | None = None,
 ) -> Path:
     """Quantize ``src`` (a GGUF) into ``dst`` as ``qtype``; returns ``dst``.
+
+    ``embedding_type`` (a ggml type id) overrides the type of the token embedding and the
+    output tensor, as ``llama-quantize --token-embedding-type`` does (the quantized twin
+    uses it: Gemma's 262k-row embedding is also its output head).
 
     ``allow_requantize`` permits a source that is itself quantized (e.g. making F16 or Q8_0
     from a Q4_K_M file for tests): the result is never better than the source, so it is off
@@ -146,6 +151,9 @@ def quantize_model(
     params.ftype = ftype
     params.allow_requantize = allow_requantize
     params.nthread = nthread
+    if embedding_type is not None:
+        params.token_embedding_type = embedding_type
+        params.output_tensor_type = embedding_type
     llama_cpp.llama_log_set(_on_log, ctypes.c_void_p(0))
     try:
         rc = llama_cpp.llama_model_quantize(str(src).encode(), str(tmp).encode(), params)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from core.errors import ConfigError, ModelFileError
 from core.paths import models_dir
-from core.quantize import QUANT_TYPES, ProgressFn, QuantizeError
+from core.quantize import ProgressFn
 
 TWIN_TYPE = "Q4_K_M"
 TWIN_EMBEDDING_TYPE = 2  # GGML_TYPE_Q4_0, for token_embd.weight and output.weight
@@ -80,43 +80,8 @@ def ensure_twin(target: Path, progress: ProgressFn | None = None) -> Path:
 
 def _quantize(src: Path, dst: Path, allow_requantize: bool, progress: ProgressFn | None
               ) -> Path:
-    """``llama_model_quantize`` with the twin's tensor types, written under a temporary name
-    and renamed when complete. (core.quantize.quantize_model has no parameter for the
-    embedding type; its progress parsing and log restore are reused.)"""
-    import ctypes
+    """The twin's quantization: Q4_K_M with 4-bit token embeddings (and output head)."""
+    from core.quantize import quantize_model
 
-    import llama_cpp
-
-    from core.quantize import _PROGRESS_RE, QuantizeProgress, _restore_default_log
-
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.part")
-    errors: list[str] = []
-
-    @llama_cpp.llama_log_callback
-    def _on_log(level: int, text: bytes, _user: ctypes.c_void_p) -> None:
-        line = text.decode("utf-8", "replace")
-        if level == 4:
-            errors.append(line.strip())
-        match = _PROGRESS_RE.search(line) if progress is not None else None
-        if match and progress is not None:
-            progress(QuantizeProgress(int(match[1]), int(match[2]), match[3]))
-
-    params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = QUANT_TYPES[TWIN_TYPE]
-    params.token_embedding_type = TWIN_EMBEDDING_TYPE
-    params.output_tensor_type = TWIN_EMBEDDING_TYPE
-    params.allow_requantize = allow_requantize
-    llama_cpp.llama_log_set(_on_log, ctypes.c_void_p(0))
-    try:
-        rc = llama_cpp.llama_model_quantize(str(src).encode(), str(tmp).encode(), params)
-        if rc != 0 or not tmp.is_file():
-            detail = f" ({errors[-1]})" if errors else ""
-            raise QuantizeError(f"llama.cpp could not make the quantized twin of {src.name}"
-                                f"{detail}; check that the file is a complete GGUF model and "
-                                f"that the disk has room.")
-        os.replace(tmp, dst)
-    finally:
-        _restore_default_log()
-        tmp.unlink(missing_ok=True)
-    return dst
+    return quantize_model(src, dst, TWIN_TYPE, allow_requantize=allow_requantize,
+                          progress=progress, embedding_type=TWIN_EMBEDDING_TYPE)
