@@ -19,6 +19,7 @@ from pathlib import Path
 import llama_cpp
 
 from core.engine import llama_log
+from core.engine.kvcache import keep_prefix
 from core.engine.model import LoadedModel
 from core.errors import ContextTooLargeError, EngineError
 
@@ -83,19 +84,9 @@ class DraftModel:
     def _keep_prefix(self, tokens: list[int]) -> int:
         """Keep the longest cached prefix of ``tokens`` (never all of it: the last token
         must be evaluated to have logits); returns its length."""
-        cached = self.cached
-        if len(cached) < len(tokens) and tokens[: len(cached)] == cached:
-            return len(cached)  # the usual case within a request: a compare in C
-        n, limit = 0, min(len(cached), len(tokens) - 1)
-        while n < limit and cached[n] == tokens[n]:
-            n += 1
-        swa = self.model.n_swa
-        if n and swa > 0 and llama_cpp.llama_memory_seq_pos_min(self._mem, 0) > max(0, n - swa):
-            n = 0
-        if n == 0 or not llama_cpp.llama_memory_seq_rm(self._mem, 0, n, -1):
+        n = keep_prefix(self._mem, self.cached, tokens, self.model.n_swa)
+        if n == 0:
             self.reset()
-            return 0
-        del cached[n:]
         return n
 
     def draft(self, history: list[int], k: int) -> list[int]:

@@ -26,6 +26,7 @@ import numpy as np
 
 from core.engine import llama_log
 from core.engine.emit import TokenEmitter
+from core.engine.kvcache import keep_prefix
 from core.engine.metrics import NS_PER_MS, RequestMetrics
 from core.engine.model import LoadedModel
 from core.engine.prompt import PromptBuilder
@@ -248,24 +249,9 @@ class Engine:
             cached.append(token)
 
     def _reuse_prefix(self, tokens: list[int]) -> int:
-        """Keep the longest cached prefix of ``tokens`` (at least one token is always
-        evaluated, to have logits); returns how many tokens are reused."""
-        cached = self._cached
-        n = 0
-        limit = min(len(cached), len(tokens) - 1)
-        while n < limit and cached[n] == tokens[n]:
-            n += 1
-        if n == 0:
-            return self._clear_all()
-        # A sliding-window cache may already have evicted positions the new tokens need.
-        swa = self.model.n_swa
-        pos_min = llama_cpp.llama_memory_seq_pos_min(self._mem, 0)
-        if swa > 0 and pos_min > max(0, n - swa):
-            return self._clear_all()
-        if not llama_cpp.llama_memory_seq_rm(self._mem, 0, n, -1):
-            return self._clear_all()
-        del cached[n:]
-        return n
+        """Keep the longest cached prefix of ``tokens``; returns how many are reused."""
+        return keep_prefix(self._mem, self._cached, tokens, self.model.n_swa) or \
+            self._clear_all()
 
     def _argmax(self) -> int:
         """The most likely next token, read in place from the last logits row."""
