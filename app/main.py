@@ -24,7 +24,7 @@ from pathlib import Path
 
 LIBRARY_SCAN_DELAY_MS = 1500
 
-def _parse(argv: list[str] | None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="hearth", description="Run LLMs on your own machine.")
     parser.add_argument("--model", type=Path, help="GGUF model to load at start")
     entry = parser.add_mutually_exclusive_group()
@@ -66,7 +66,7 @@ def _desktop_entry(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     multiprocessing.freeze_support()  # in a bundle, the engine worker re-enters here
-    args = _parse(argv)
+    args = parse_args(argv)
     if args.install_desktop_entry or args.uninstall_desktop_entry:
         return _desktop_entry(args)
     from PySide6.QtGui import QIcon
@@ -136,7 +136,7 @@ def launch(app, args: argparse.Namespace) -> Launched:
     from app.bridge import Background, EngineBridge
     from app.first_run import StartupProgress, is_first_run, show_welcome
     from app.main_window import MainWindow
-    from core.history import HistoryStore
+    from core.chat.history import HistoryStore
     from core.settings import load_settings
 
     settings = load_settings()
@@ -168,7 +168,7 @@ def launch(app, args: argparse.Namespace) -> Launched:
         last = Path(settings.last_model) if settings.last_model else None
         if last is not None and last.is_file():
             return last
-        from core.defaults import default_model_path
+        from core.models.bundled import default_model_path
 
         return default_model_path()
 
@@ -178,7 +178,7 @@ def launch(app, args: argparse.Namespace) -> Launched:
         window.load_model(path)
 
     def scan_library() -> int:
-        from core.library import Library
+        from core.models.library import Library
 
         return len(Library().models())
 

@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtGui import QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -28,10 +28,11 @@ from PySide6.QtWidgets import (
 from app.bridge import Background, EngineBridge
 from app.chat_list import ChatList
 from app.chat_view import ChatView, footer_text
-from core.conversation import Conversation, Turn
+from app.menus import build_menus
+from core.chat.conversation import Conversation, Turn
+from core.chat.history import HistoryStore
 from core.engine import DoneEvent, EngineConfig, ErrorEvent
-from core.engine.wire import LoadedEvent
-from core.history import HistoryStore
+from core.engine.api import LoadedModelInfo
 from core.settings import Settings, save_settings
 
 SAVE_INTERVAL_MS = 500
@@ -53,7 +54,7 @@ class MainWindow(QMainWindow):
         self.settings, self.history, self.bridge = settings, history, bridge
         self.io = Background("history", self)
         self.conversation = Conversation()
-        self.loaded: LoadedEvent | None = None
+        self.loaded: LoadedModelInfo | None = None
         self._reply: Turn | None = None
         self._dirty = False
         self.error_dialog: QMessageBox | None = None
@@ -61,7 +62,7 @@ class MainWindow(QMainWindow):
         self.resize(1100, 760)
         self.setMinimumSize(800, 560)
         self._build()
-        self._menus()
+        build_menus(self)
         bridge.loaded.connect(self._on_loaded)
         bridge.loadFailed.connect(self._on_load_failed)
         bridge.textReady.connect(self._on_text)
@@ -125,31 +126,6 @@ class MainWindow(QMainWindow):
         for w in (self.model_label, self.place_label, self.speed_label):
             self.statusBar().addPermanentWidget(w)
 
-    def _menus(self) -> None:
-        def action(menu, text: str, slot, shortcut: QKeySequence | str | None = None) -> QAction:
-            act = QAction(text, self)
-            if shortcut is not None:
-                act.setShortcut(QKeySequence(shortcut))
-            act.triggered.connect(slot)
-            menu.addAction(act)
-            return act
-
-        file_menu = self.menuBar().addMenu("&File")
-        action(file_menu, "&New chat", self.new_chat, QKeySequence.StandardKey.New)
-        self.open_model_action = action(file_menu, "&Models…", self.open_model_picker, "Ctrl+M")
-        file_menu.addSeparator()
-        action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
-        chat_menu = self.menuBar().addMenu("&Chat")
-        action(chat_menu, "&Send", self.send, "Ctrl+Return")
-        action(chat_menu, "S&top", self.stop, "Esc")
-        action(chat_menu, "&Regenerate", self.regenerate, "Ctrl+R")
-        action(chat_menu, "&Edit last message", self.edit_last, "Ctrl+E")
-        action(chat_menu, "Re&name…", lambda: self.rename_chat(self.conversation.chat_id), "F2")
-        action(chat_menu, "&Delete", lambda: self.delete_chat(self.conversation.chat_id))
-        self.view_menu = self.menuBar().addMenu("&View")
-        settings_menu = self.menuBar().addMenu("&Settings")
-        action(settings_menu, "&Preferences…", self.open_settings, "Ctrl+,")
-
     # -- latency and power panel -------------------------------------------------------
     def _start_panel(self) -> None:
         """Probe power sources off the GUI thread (NVML start-up can take a while), then dock
@@ -172,14 +148,7 @@ class MainWindow(QMainWindow):
 
     # -- model -------------------------------------------------------------------------
     def engine_config(self, model_path: Path | None) -> EngineConfig:
-        s = self.settings
-        config = EngineConfig(model_path=model_path, n_ctx=s.n_ctx, n_threads=s.threads or None,
-                              n_gpu_layers=s.gpu_layers)
-        if s.draft in ("twin", "lookup"):
-            config.draft = s.draft  # type: ignore[assignment]
-        elif s.draft:
-            config.draft, config.draft_model_path = "model", Path(s.draft)
-        return config
+        return self.settings.engine_config(model_path)
 
     def load_model(self, path: Path | None) -> None:
         """Load a model (None: the bundled default) in the worker; the status bar follows."""
@@ -187,7 +156,7 @@ class MainWindow(QMainWindow):
         self.place_label.setText("")
         self.bridge.load(self.engine_config(path))
 
-    def _on_loaded(self, loaded: LoadedEvent) -> None:
+    def _on_loaded(self, loaded: LoadedModelInfo) -> None:
         self.loaded = loaded
         self.model_label.setText(loaded.model_name)
         self.place_label.setText(loaded.placement)

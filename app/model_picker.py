@@ -31,10 +31,10 @@ from PySide6.QtWidgets import (
 )
 
 from app.bridge import Background
-from core.fit import FitResult, fit_hub_models, fit_local, label
-from core.hub.download import Downloader
-from core.hub.events import DownloadControl, DownloadEvent
-from core.planner import PlanSettings
+from core.models.hub.download import Downloader
+from core.models.hub.events import DownloadControl, DownloadEvent
+from core.planning.fit import FitResult, fit_hub_models, fit_local, label
+from core.planning.planner import PlanSettings
 from core.settings import Settings
 
 
@@ -188,7 +188,7 @@ class ModelPicker(QDialog):
 
     def hardware(self):
         if self._hardware is None:
-            from core.hardware import probe
+            from core.planning.hardware import probe
 
             self._hardware = probe()
         return self._hardware
@@ -196,7 +196,7 @@ class ModelPicker(QDialog):
     # -- local -------------------------------------------------------------------------
     def library(self):
         if self._library is None:
-            from core.library import Library
+            from core.models.library import Library
 
             self._library = Library()
         return self._library
@@ -250,7 +250,7 @@ class ModelPicker(QDialog):
 
     # -- hub ---------------------------------------------------------------------------
     def search(self) -> None:
-        from core.hub.search import search_models
+        from core.models.hub.search import search_models
 
         text = self.query.text().strip()
         self.status.setText(f"Searching for “{text}”…")
@@ -265,7 +265,7 @@ class ModelPicker(QDialog):
         self.status.setText(f"{len(repos)} repos")
 
     def list_files(self, repo_id: str) -> None:
-        from core.hub.files import list_models
+        from core.models.hub.files import list_models
 
         self._repo = repo_id
         settings = self._plan_settings()

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from bench.engine_bench import Row, bench_engine
-from core.defaults import default_model_path
+from core.models.bundled import default_model_path
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -23,7 +23,7 @@ from core.engine import (
     GenerationRequest,
     SamplingParams,
 )
-from core.engine.client import EngineClient
+from core.engine.process.client import EngineClient
 
 N_GEN = 128
 N_PROMPT = 512
@@ -50,7 +50,7 @@ class Row:
                 "reference_mean": statistics.mean(self.reference), "ratio": self.ratio}
 
 
-def _final(events: Iterable[Event]) -> DoneEvent:
+def final_event(events: Iterable[Event]) -> DoneEvent:
     """The last event of a stream, which must be a DoneEvent."""
     *_, final = events
     assert isinstance(final, DoneEvent), final
@@ -61,14 +61,14 @@ def decode_tok_s(generate: Generate, bos: int) -> float:
     """tok/s over N_GEN decoded tokens after a one-token prompt (llama-bench's tg)."""
     request = GenerationRequest(prompt_tokens=[bos], max_tokens=N_GEN + 1, ignore_eos=True,
                                 reuse_cache=False, sampling=SamplingParams.greedy())
-    return _final(generate(request)).metrics.decode_tok_s
+    return final_event(generate(request)).metrics.decode_tok_s
 
 
 def prefill_tok_s(generate: Generate, tokens: list[int]) -> float:
     """tok/s evaluating N_PROMPT tokens from an empty cache (llama-bench's pp)."""
     request = GenerationRequest(prompt_tokens=tokens, max_tokens=0, reuse_cache=False,
                                 sampling=SamplingParams.greedy())
-    return _final(generate(request)).metrics.prefill_tok_s
+    return final_event(generate(request)).metrics.prefill_tok_s
 
 
 def bench_engine(model: Path, rounds: int, reps: int) -> tuple[list[Row], dict[str, object]]:

@@ -1,8 +1,9 @@
-"""llama.cpp's own ``llama-bench``, built from the sources the engine runs.
+"""llama.cpp's own tools (``llama-bench``, ``llama-batched-bench``, ``llama-server``), built
+from the sources the engine runs: the peers Hearth is measured against and tested with.
 
 The installed llama-cpp-python was built from the llama.cpp it vendors in its sdist; this
 module fetches that same sdist from the package index (pip download, cached under
-``.cache/``), and builds only the ``llama-bench`` target with llama.cpp's default CMake
+``.cache/``), and builds only those targets with llama.cpp's default CMake
 options — the same ones the wheel used (native CPU flags, OpenMP, llamafile kernels, CPU
 repack) — plus whatever ``CMAKE_ARGS`` holds, as for the wheel (e.g. ``-DGGML_CUDA=on``).
 The build is cached and never committed.
@@ -49,31 +50,45 @@ def _sources(pkg_version: str) -> Path:
     return vendored
 
 
-def ensure_llama_bench() -> Path:
-    """Path to a built ``llama-bench`` (building it the first time: a few minutes)."""
+TOOLS = ("llama-bench", "llama-batched-bench", "llama-server")
+
+
+def ensure_tool(name: str) -> Path:
+    """Path to a built llama.cpp tool (``llama-bench``, ``llama-batched-bench`` or
+    ``llama-server``). The first call builds all three at once (they share ggml and llama:
+    one build costs little more than one tool; a few minutes on 2 cores), later calls and
+    later runs find them in the cache."""
+    if name not in TOOLS:
+        raise ValueError(f"unknown llama.cpp tool {name!r}; one of {', '.join(TOOLS)}")
     pkg_version = version("llama-cpp-python")
     build = CACHE / f"build-{pkg_version}"
-    exe = build / "bin" / "llama-bench"
+    exe = build / "bin" / name
     if exe.is_file():
         return exe
     src = _sources(pkg_version)
-    _log(f"building llama-bench from llama.cpp vendored by llama-cpp-python {pkg_version}")
+    _log(f"building {', '.join(TOOLS)} from llama.cpp vendored by llama-cpp-python "
+         f"{pkg_version}")
     extra = shlex.split(os.environ.get("CMAKE_ARGS", ""))
     build.mkdir(parents=True, exist_ok=True)
     log = build / "build.log"
     jobs = str(os.cpu_count() or 2)
     steps = [
         ["cmake", "-S", str(src), "-B", str(build), "-DCMAKE_BUILD_TYPE=Release",
-         "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_SERVER=OFF",
-         "-DLLAMA_CURL=OFF", "-DLLAMA_OPENSSL=OFF", *extra],
-        ["cmake", "--build", str(build), "--target", "llama-bench", "-j", jobs],
+         "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_TOOLS=ON",
+         "-DLLAMA_BUILD_SERVER=ON", "-DLLAMA_CURL=OFF", "-DLLAMA_OPENSSL=OFF", *extra],
+        ["cmake", "--build", str(build), "--target", *TOOLS, "-j", jobs],
     ]
     with log.open("w") as out:
         for step in steps:
             if subprocess.run(step, stdout=out, stderr=subprocess.STDOUT).returncode != 0:
                 tail = log.read_text(errors="replace").splitlines()[-20:]
-                raise RuntimeError("building llama-bench failed:\n" + "\n".join(tail))
+                raise RuntimeError(f"building {name} failed:\n" + "\n".join(tail))
     return exe
+
+
+def ensure_llama_bench() -> Path:
+    """Path to a built ``llama-bench``."""
+    return ensure_tool("llama-bench")
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 For Q4_K_M, Q8_0, F16 and F32 (made with Hearth's quantizer, cached under .cache/test-models)
 at n_ctx 512, 4096 and 32768, each load runs in a fresh process (load + one full-ubatch
-decode on the CPU) and the RSS increase is compared with ``core.memory_model.predict``.
+decode on the CPU) and the RSS increase is compared with ``core.planning.memory_model.predict``.
 Prints the table, writes bench/results/planner_verify.json, and exits 1 if any prediction is
 off by more than 10 %.
 Run: ``python -m bench.planner_verify`` (or ``python bench/planner_verify.py``).
@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from core.cli.plan import print_verify_table, verify_rows  # noqa: E402
+from cli.plan import print_verify_table, verify_rows  # noqa: E402
 from tests.fixtures.variants import make_variants  # noqa: E402
 
 CONTEXTS = [512, 4096, 32768]

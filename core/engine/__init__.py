@@ -1,7 +1,6 @@
 """The inference engine: a GGUF model on llama.cpp's low-level API, streaming events."""
 
-from core.engine.metrics import RequestMetrics
-from core.engine.protocol import (
+from core.engine.api import (
     ChatMessage,
     DoneEvent,
     ErrorEvent,
@@ -9,8 +8,10 @@ from core.engine.protocol import (
     GenerationRequest,
     TextEvent,
 )
+from core.engine.config import EngineConfig
+from core.engine.metrics import RequestMetrics
+from core.engine.runtime.session import Engine
 from core.engine.sampling import SamplingParams
-from core.engine.session import Engine, EngineConfig
 
 __all__ = [
     "ChatMessage",

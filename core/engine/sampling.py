@@ -1,17 +1,16 @@
-"""Decoding presets (the seed's strategies) turned into a llama.cpp sampler chain.
+"""Decoding presets (the seed's strategies) as plain data that every front end can build.
 
-Sampling runs in C (``llama_sampler_sample``): no logits row is ever copied into Python.
-(Plain greedy decoding skips the chain altogether: the engine takes numpy's argmax over a
-view of llama.cpp's logits row. llama.cpp's "backend sampler", which runs the chain inside
-the graph, measured 4% slower here than sampling on the CPU, so it is not used.)
+:mod:`core.engine.runtime.chain` turns them into a llama.cpp sampler chain. Sampling runs
+in C (``llama_sampler_sample``): no logits row is ever copied into Python. (Plain greedy
+decoding skips the chain altogether: the engine takes numpy's argmax over a view of
+llama.cpp's logits row. llama.cpp's "backend sampler", which runs the chain inside the graph,
+measured 4% slower here than sampling on the CPU, so it is not used.)
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
-
-import llama_cpp
 
 Preset = Literal["greedy", "top-k", "top-p", "min-p"]
 PRESETS: tuple[Preset, ...] = ("greedy", "top-k", "top-p", "min-p")
@@ -31,6 +30,11 @@ class SamplingParams:
     repeat_penalty: float = 1.0
     repeat_last_n: int = 64
     seed: int = DEFAULT_SEED
+    # OpenAI's additive penalties over the last ``repeat_last_n`` tokens (0 = off).
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    # A GBNF grammar the output must follow (structured output, tool calls); None = free.
+    grammar: str | None = None
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
@@ -43,6 +47,10 @@ class SamplingParams:
             raise ValueError("min_p must be in [0, 1]")
         if self.repeat_penalty <= 0:
             raise ValueError("repeat_penalty must be > 0")
+        if not -2.0 <= self.presence_penalty <= 2.0:
+            raise ValueError("presence_penalty must be in [-2, 2]")
+        if not -2.0 <= self.frequency_penalty <= 2.0:
+            raise ValueError("frequency_penalty must be in [-2, 2]")
 
     @classmethod
     def greedy(cls, repeat_penalty: float = 1.0) -> SamplingParams:
@@ -52,26 +60,13 @@ class SamplingParams:
     def is_greedy(self) -> bool:
         return self.preset == "greedy" or self.temperature == 0.0
 
+    @property
+    def penalized(self) -> bool:
+        return (self.repeat_penalty != 1.0 or self.presence_penalty != 0.0
+                or self.frequency_penalty != 0.0)
 
-def build_chain(params: SamplingParams, n_vocab: int) -> llama_cpp.llama_sampler_p:
-    """A new sampler chain for ``params``; the caller frees it with ``llama_sampler_free``."""
-    chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
-    add = llama_cpp.llama_sampler_chain_add
-    if params.repeat_penalty != 1.0:
-        penalties = llama_cpp.llama_sampler_init_penalties(
-            n_vocab, params.repeat_last_n, params.repeat_penalty, 0.0, 0.0
-        )
-        add(chain, penalties)
-    if params.is_greedy:
-        add(chain, llama_cpp.llama_sampler_init_greedy())
-        return chain
-    if params.preset == "top-k":
-        add(chain, llama_cpp.llama_sampler_init_top_k(params.top_k))
-    elif params.preset == "top-p":
-        add(chain, llama_cpp.llama_sampler_init_top_k(params.top_k))
-        add(chain, llama_cpp.llama_sampler_init_top_p(params.top_p, 1))
-    elif params.preset == "min-p":
-        add(chain, llama_cpp.llama_sampler_init_min_p(params.min_p, 1))
-    add(chain, llama_cpp.llama_sampler_init_temp(params.temperature))
-    add(chain, llama_cpp.llama_sampler_init_dist(params.seed & 0xFFFFFFFF))
-    return chain
+    @property
+    def plain_argmax(self) -> bool:
+        """Greedy with nothing that reshapes the logits: the engine may take the argmax of
+        llama.cpp's logits row directly instead of running the chain."""
+        return self.is_greedy and not self.penalized and self.grammar is None

@@ -15,8 +15,9 @@ from core.telemetry.accounting import (
     integrate_energy,
 )
 from core.telemetry.ledger import SessionLedger
+from core.telemetry.power.base import PowerSetup, PowerSource, SourceUnavailable
+from core.telemetry.power.detect import detect_power
 from core.telemetry.sampler import Sample, TelemetrySampler
-from core.telemetry.sources import PowerSetup, PowerSource, SourceUnavailable, detect_power
 
 __all__ = [
     "CostSettings",

@@ -28,8 +28,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.engine.api import DoneEvent
 from core.engine.metrics import RequestMetrics
-from core.engine.protocol import DoneEvent
 from core.telemetry.sampler import Sample, TelemetrySampler
 
 J_PER_KWH = 3_600_000.0

@@ -20,8 +20,9 @@ from typing import Any
 
 import psutil
 
-from core.telemetry.nvml import GpuStats
-from core.telemetry.sources import Label, PowerSetup, detect_power
+from core.telemetry.power.base import Label, PowerSetup
+from core.telemetry.power.detect import detect_power
+from core.telemetry.power.nvml import GpuStats
 
 _NO_GPU = GpuStats(None, None, None, None)
 

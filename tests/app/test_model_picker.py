@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.library import Library
+from core.models.library import Library
 from tests.fixtures.hub_server import DEFAULT_REPO
 from tests.paths import ARTIFACTS
 

@@ -80,7 +80,7 @@ import sys
 from PySide6.QtWidgets import QApplication
 from app.bridge import EngineBridge
 from app.main_window import MainWindow
-from core.history import HistoryStore
+from core.chat.history import HistoryStore
 from core.settings import Settings
 app = QApplication([])
 window = MainWindow(Settings(), HistoryStore(), EngineBridge())

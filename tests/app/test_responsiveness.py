@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from app.responsiveness import LoopProbe, percentile
-from core.library import Library
+from core.models.library import Library
 from core.settings import Settings
 from tests.fixtures.app_window import app_settings
 from tests.fixtures.hub_server import DEFAULT_REPO

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.defaults import DEFAULT_MODEL_NAME, DEFAULT_MODEL_SHA256, default_model_path, sha256_file
+from core.models.bundled import (
+    DEFAULT_MODEL_NAME,
+    DEFAULT_MODEL_SHA256,
+    default_model_path,
+    sha256_file,
+)
 
 
 def test_assembles_verifies_and_repairs(tmp_path: Path) -> None:

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from core.engine.templates import FAMILY_TEMPLATES, TemplateError, choose_template, family_for
+from core.engine.runtime.templates import (
+    FAMILY_TEMPLATES,
+    TemplateError,
+    choose_template,
+    family_for,
+)
 
 CHAT = [
     {"role": "system", "content": "Be brief."},

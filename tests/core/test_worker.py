@@ -27,8 +27,8 @@ from core.engine import (
     SamplingParams,
     TextEvent,
 )
-from core.engine.client import EngineClient, WorkerDied
-from core.engine.worker import WorkerOptions
+from core.engine.process.client import EngineClient, WorkerDied
+from core.engine.process.worker import WorkerOptions
 from tests.paths import REPO_ROOT
 
 GREEDY = SamplingParams.greedy()
@@ -178,7 +178,7 @@ def test_worker_death_during_gpu_load_falls_back_to_cpu(default_model: Path) -> 
 PARENT_SCRIPT = """
 import sys, time
 from core.engine import EngineConfig
-from core.engine.client import EngineClient
+from core.engine.process.client import EngineClient
 if __name__ == "__main__":
     c = EngineClient()
     c.load(EngineConfig(model_path=sys.argv[1], n_ctx=256))

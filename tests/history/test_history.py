@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from core.history import SCHEMA_VERSION, HistoryError, HistoryStore
+from core.chat.history import SCHEMA_VERSION, HistoryError, HistoryStore
 
 
 def test_chats_and_messages_round_trip(tmp_path: Path) -> None:

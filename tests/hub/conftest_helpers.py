@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from core.hub.cache import RepoCache
-from core.hub.settings import HubSettings
+from core.models.hub.cache import RepoCache
+from core.models.hub.settings import HubSettings
 
 
 def sha256(path: Path) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from core.hub.download import Downloader
+from core.models.hub.download import Downloader
 
 if __name__ == "__main__":
     path = Downloader(backoff=0.01, read_timeout=60).download(sys.argv[1], sys.argv[2])

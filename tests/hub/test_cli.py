@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from core.cli import main
-from core.defaults import DEFAULT_MODEL_NAME
+from cli import main
+from core.models.bundled import DEFAULT_MODEL_NAME
 from tests.fixtures.hub_server import TINY_REPO
 from tests.hub.ggufs import write_tiny_gguf
 

@@ -7,9 +7,9 @@ import threading
 import pytest
 from huggingface_hub import hf_hub_download
 
-from core.defaults import DEFAULT_MODEL_SHA256
-from core.hub.download import Downloader
-from core.hub.errors import (
+from core.models.bundled import DEFAULT_MODEL_SHA256
+from core.models.hub.download import Downloader
+from core.models.hub.errors import (
     AccessDeniedError,
     DiskFullError,
     DownloadCancelledError,
@@ -19,7 +19,7 @@ from core.hub.errors import (
     UnsafeFilenameError,
     VerificationError,
 )
-from core.hub.events import DownloadControl
+from core.models.hub.events import DownloadControl
 from tests.fixtures.hub_server import DEFAULT_REPO, EVIL_REPO, GATED_REPO, TINY_REPO, TOKEN
 from tests.hub.conftest_helpers import repo_cache, sha256
 

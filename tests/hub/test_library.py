@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from core.defaults import DEFAULT_MODEL_SHA256
-from core.library import Library, LibraryError
+from core.models.bundled import DEFAULT_MODEL_SHA256
+from core.models.library import Library, LibraryError
 from tests.hub.ggufs import write_tiny_gguf
 
 COMMIT = "a" * 40
@@ -180,7 +180,7 @@ def test_find_reports_unknown_and_ambiguous_names(disks):
 
 
 def test_offline_library_lists_hub_downloads(test_hub, monkeypatch, tmp_path):
-    from core.hub.download import Downloader
+    from core.models.hub.download import Downloader
     from tests.fixtures.hub_server import TINY_REPO
 
     Downloader().download(TINY_REPO, "tiny-Q4_K_M.gguf")

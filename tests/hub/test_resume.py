@@ -15,9 +15,9 @@ import time
 
 import pytest
 
-from core.hub.download import Downloader
-from core.hub.errors import DownloadCancelledError
-from core.hub.events import DownloadControl
+from core.models.hub.download import Downloader
+from core.models.hub.errors import DownloadCancelledError
+from core.models.hub.events import DownloadControl
 from tests.fixtures.hub_server import TINY_REPO
 from tests.hub.conftest_helpers import repo_cache, sha256
 from tests.paths import REPO_ROOT

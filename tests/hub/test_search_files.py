@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from core.errors import ConfigError
-from core.hub.errors import HubOfflineError, RepoNotFoundError, UnsafeFilenameError
-from core.hub.files import list_models
-from core.hub.names import check_repo_filename, quant_from_name, split_part
-from core.hub.search import card_summary, repo_details, search_models
+from core.models.hub.errors import HubOfflineError, RepoNotFoundError, UnsafeFilenameError
+from core.models.hub.files import list_models
+from core.models.hub.names import check_repo_filename, quant_from_name, split_part
+from core.models.hub.search import card_summary, repo_details, search_models
 from tests.fixtures.hub_server import DEFAULT_REPO, EVIL_REPO, GATED_REPO, TINY_REPO
 
 
@@ -77,7 +77,7 @@ def test_repo_details_give_licence_and_summary(test_hub):
 
 
 def test_offline_search_is_refused_and_listing_uses_the_cache(test_hub, monkeypatch):
-    from core.hub.download import Downloader
+    from core.models.hub.download import Downloader
 
     Downloader().download(TINY_REPO, "tiny-Q4_K_M.gguf")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

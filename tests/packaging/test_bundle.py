@@ -18,7 +18,7 @@ pytestmark = pytest.mark.skipif(not BUNDLE.is_file(),
 
 
 def test_bundle_loads_the_default_model_and_answers(hearth_env, isolated_home: Path) -> None:
-    from core.defaults import DEFAULT_MODEL_NAME
+    from core.models.bundled import DEFAULT_MODEL_NAME
 
     isolated_home.mkdir(parents=True, exist_ok=True)
     env = hearth_env(PYTHONPATH="")  # the bundle must not need the source tree

@@ -10,14 +10,14 @@ from tests.paths import ARTIFACTS
 
 
 def _launch(qapp):
-    from app.main import _parse, launch
+    from app.main import launch, parse_args
 
-    return launch(qapp, _parse([]))
+    return launch(qapp, parse_args([]))
 
 
 def test_first_run_opens_to_a_ready_chat_with_a_welcome(qtbot, qapp, isolated_home: Path) -> None:
     from app.first_run import is_first_run
-    from core.defaults import DEFAULT_MODEL_NAME
+    from core.models.bundled import DEFAULT_MODEL_NAME
 
     assert is_first_run()
     steps: list[tuple[float, str]] = []
@@ -70,9 +70,9 @@ def test_later_runs_have_no_welcome(qtbot, qapp) -> None:
     from app.first_run import mark_welcomed
 
     mark_welcomed()
-    from app.main import _parse, launch
+    from app.main import launch, parse_args
 
-    launched = launch(qapp, _parse(["--no-model"]))
+    launched = launch(qapp, parse_args(["--no-model"]))
     try:
         assert launched.window.welcome is None
         assert launched.window.statusBar().currentMessage() == "No model loaded."
@@ -84,7 +84,7 @@ def test_assembly_progress_is_read_from_the_growing_part_file(qtbot, tmp_path: P
     """The percentage comes from the real ``.part`` file's size against the chunks' total."""
     from PySide6.QtWidgets import QMainWindow
 
-    from app.first_run import StartupProgress, _chunk_total
+    from app.first_run import StartupProgress, chunk_total
 
     window = QMainWindow()
     qtbot.addWidget(window)
@@ -93,7 +93,7 @@ def test_assembly_progress_is_read_from_the_growing_part_file(qtbot, tmp_path: P
     progress.stepChanged.connect(steps.append)
     progress.preparing()
     part = tmp_path / ".gemma-3-270m-q4_k_m.gguf.123.part"
-    part.write_bytes(b"\0" * (_chunk_total() // 4))
+    part.write_bytes(b"\0" * (chunk_total() // 4))
     qtbot.waitUntil(lambda: progress.bar.value() == 25, timeout=5000)
     assert steps[-1].startswith("First run: unpacking")
     progress.loading("model.gguf")

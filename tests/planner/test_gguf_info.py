@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from core.errors import ModelFileError
-from core.gguf_info import read_local, read_remote
+from core.gguf.reader import read_local
+from core.models.hub.remote_header import read_remote
 
 
 def test_local_header_describes_gemma3(default_model: Path) -> None:

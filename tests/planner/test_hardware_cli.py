@@ -11,9 +11,9 @@ from types import SimpleNamespace
 import pynvml
 import pytest
 
-from core.cli import main
+from cli import main
 from core.errors import ConfigError
-from core.hardware import HardwareProfile, manual_profile, parse_size, probe, probe_nvml
+from core.planning.hardware import HardwareProfile, manual_profile, parse_size, probe, probe_nvml
 from tests.paths import REPO_ROOT
 
 
@@ -111,7 +111,7 @@ def test_cli_plan_repo_reads_headers_remotely(mini_hub, model_variants, capsys) 
 
 def test_cli_plan_text_output_in_subprocess(default_model: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "core", "plan", "--model", str(default_model),
+        [sys.executable, "-m", "cli", "plan", "--model", str(default_model),
          "--vram", "4GiB", "--ram", "16GiB", "--ctx", "8192"],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False,
         env={**__import__("os").environ, "PYTHONPATH": str(REPO_ROOT)})
@@ -130,6 +130,6 @@ def test_cli_quantize_refuses_imatrix_types_and_quantizes(default_model: Path, t
     code, _out, err = run_cli(["quantize", str(default_model), str(tmp_path / "x.gguf"),
                               "--type", "Q5_K_M", "--allow-requantize"], capsys)
     assert code == 0 and "236/236 tensors" in err
-    from core.gguf_info import read_local
+    from core.gguf.reader import read_local
     assert read_local(tmp_path / "x.gguf").file_type_name == "Q5_K_M"
     assert not list(tmp_path.glob(".*.part"))

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from core.gguf_info import read_local
-from core.memory_model import (
+from core.gguf.reader import read_local
+from core.planning.memory_model import (
     LoadConfig,
     gpu_layer_range,
     kv_cache_bytes,

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from core.gguf_info import ModelInfo, read_local
-from core.hardware import GpuInfo, HardwareProfile
-from core.memory_model import LoadConfig, predict
-from core.planner import Fit, PlanSettings, budgets, plan, synthesize
+from core.gguf.info import ModelInfo
+from core.gguf.reader import read_local
+from core.planning.hardware import GpuInfo, HardwareProfile
+from core.planning.memory_model import LoadConfig, predict
+from core.planning.planner import Fit, PlanSettings, budgets, plan, synthesize
 
 GiB = 1 << 30
 DATA = json.loads((Path(__file__).parent / "data" / "repos.json").read_text())

@@ -21,7 +21,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from core.history import HistoryStore
+from core.chat.history import HistoryStore
 
 WORDS = ("the", "hearth", "keeps", "every", "word", "safe", "ünïcødé", "日本語", "🔥", "\n")
 
@@ -32,7 +32,7 @@ def _sim_tokens(rng: random.Random) -> Iterator[str]:
 
 
 def _engine_tokens(client: object, prompt: str) -> Iterator[str]:
-    from core.engine.protocol import GenerationRequest, TextEvent
+    from core.engine.api import GenerationRequest, TextEvent
 
     request = GenerationRequest(prompt=prompt, max_tokens=48)
     for event in client.generate(request):  # type: ignore[attr-defined]
@@ -49,9 +49,9 @@ def main(db: Path, seed: int, source: str, every: int = 4) -> None:
     rng = random.Random(seed)
     client = None
     if source == "engine":
-        from core.defaults import default_model_path
-        from core.engine.client import EngineClient
-        from core.engine.session import EngineConfig
+        from core.engine.config import EngineConfig
+        from core.engine.process.client import EngineClient
+        from core.models.bundled import default_model_path
         from tests.paths import MODEL_CACHE
 
         client = EngineClient()

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from core.history import HistoryStore
+from core.chat.history import HistoryStore
 from tests.paths import REPO_ROOT
 
 N_SIM_KILLS = 22

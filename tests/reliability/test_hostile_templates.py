@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from core.engine import Engine, EngineConfig
-from core.engine.protocol import ChatMessage, DoneEvent, GenerationRequest
+from core.engine.api import ChatMessage, DoneEvent, GenerationRequest
 from tests.fixtures.crashing_models import make_tiny_llama
 
 HOSTILE = {

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from core.engine.model_file import check_model_file
+from core.engine.runtime.model_file import check_model_file
 from core.errors import ModelFileError
-from core.validate import validate_gguf
+from core.gguf.validate import validate_gguf
 from tests.fixtures.crashing_models import make_tiny_llama
 from tests.reliability.gguf_fuzz import Case, Loader, Workbench, run_case
 

@@ -19,7 +19,7 @@ def greedy_tokens(engine: Engine, prompt: str, n: int) -> tuple[list[int], DoneE
     request = GenerationRequest(prompt=prompt, sampling=GREEDY, max_tokens=n,
                                 ignore_eos=True, reuse_cache=False)
     _, done = run(engine, request)
-    return list(engine._cached), done
+    return list(engine.sequence.tokens), done
 
 
 def explain_divergence(engine: Engine, plain: list[int], spec: list[int]) -> str:
@@ -32,8 +32,8 @@ def explain_divergence(engine: Engine, plain: list[int], spec: list[int]) -> str
     batch_tok = (llama_cpp.llama_token * 1)()
     for tok in plain[:i]:
         batch_tok[0] = tok
-        llama_cpp.llama_decode(engine.ctx, llama_cpp.llama_batch_get_one(batch_tok, 1))
-    ptr = llama_cpp.llama_get_logits_ith(engine.ctx, -1)
+        llama_cpp.llama_decode(engine.context.ptr, llama_cpp.llama_batch_get_one(batch_tok, 1))
+    ptr = llama_cpp.llama_get_logits_ith(engine.context.ptr, -1)
     logits = np.ctypeslib.as_array(ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float)),
                                    shape=(engine.model.n_vocab,))
     first, second = (int(t) for t in np.argsort(logits)[-2:][::-1])

@@ -8,7 +8,11 @@ from pathlib import Path
 import pytest
 
 from core.engine import Engine, EngineConfig
-from core.engine.compat import IncompatibleDraftError, check_files, compatibility_problem
+from core.engine.speculative.compat import (
+    IncompatibleDraftError,
+    check_files,
+    compatibility_problem,
+)
 from tests.fixtures.crashing_models import make_tiny_llama, tiny_vocab
 
 

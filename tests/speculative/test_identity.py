@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from core.engine import ChatMessage, Engine, EngineConfig, GenerationRequest
-from core.engine.twin import ensure_twin
+from core.engine.speculative.twin import ensure_twin
 from tests.core.helpers import run
 from tests.speculative.helpers import GREEDY, explain_divergence, greedy_tokens
 
@@ -109,7 +109,7 @@ def test_chat_turns_after_rollbacks_match_plain_chat(plain_f16: Engine,
             reused.append(done.metrics.cached_tokens)
             messages.append(ChatMessage("assistant", done.text))
             n_expected = done.metrics.prompt_tokens + done.metrics.decode_tokens - 1
-            assert len(engine._cached) == n_expected
+            assert len(engine.sequence.tokens) == n_expected
         return replies, reused
 
     plain_replies, plain_reused = chat(plain_f16)
@@ -119,7 +119,7 @@ def test_chat_turns_after_rollbacks_match_plain_chat(plain_f16: Engine,
         assert spec.speculator is not None
         assert spec.speculator.draft_model is not None
         draft_cached = spec.speculator.draft_model.cached
-        assert draft_cached == spec._cached[: len(draft_cached)]
+        assert draft_cached == spec.sequence.tokens[: len(draft_cached)]
     assert spec_replies == plain_replies
     assert spec_reused == plain_reused
     assert all(n > 0 for n in spec_reused[1:])

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from core.engine import Engine, EngineConfig
-from core.engine.lookup import PromptLookup
-from core.engine.speculative import validate
-from core.engine.twin import ensure_twin, is_twin_fresh, twin_path
+from core.engine.speculative.lookup import PromptLookup
+from core.engine.speculative.speculator import validate
+from core.engine.speculative.twin import ensure_twin, is_twin_fresh, twin_path
 from core.errors import ConfigError
-from core.quantize import QuantizeProgress
+from core.gguf.quantize import QuantizeProgress
 
 
 def test_lookup_copies_what_followed_the_most_recent_match() -> None:

@@ -10,8 +10,8 @@ import pytest
 
 from core.engine.metrics import RequestMetrics
 from core.telemetry.accounting import accounting_for, integrate_energy
+from core.telemetry.power.base import PowerSetup, PowerSource
 from core.telemetry.sampler import Sample, TelemetrySampler
-from core.telemetry.sources import PowerSetup, PowerSource
 
 S = 1_000_000_000
 

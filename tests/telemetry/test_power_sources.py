@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from core.telemetry.cpu_tdp import guess_tdp
-from core.telemetry.estimate import EstimatedCpuPower
-from core.telemetry.nvml import NvmlGpus
-from core.telemetry.rapl import RaplPower
-from core.telemetry.sources import SourceUnavailable, detect_power
+from core.telemetry.power.base import SourceUnavailable
+from core.telemetry.power.cpu_tdp import guess_tdp
+from core.telemetry.power.detect import detect_power
+from core.telemetry.power.estimate import EstimatedCpuPower
+from core.telemetry.power.nvml import NvmlGpus
+from core.telemetry.power.rapl import RaplPower
 from tests.fixtures.telemetry import RAPL_RANGE_UJ, FakeNvml, RaplTree
 
 S = 1_000_000_000  # ns per second

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import pytest
 
 from core.engine import Engine
-from core.engine.protocol import DoneEvent, GenerationRequest, TextEvent
+from core.engine.api import DoneEvent, GenerationRequest, TextEvent
 from core.engine.sampling import SamplingParams
 from core.telemetry import RequestAccounting, TelemetrySampler, account
 

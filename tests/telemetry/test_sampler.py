@@ -9,10 +9,10 @@ import time
 
 import pytest
 
-from core.telemetry.estimate import EstimatedCpuPower
-from core.telemetry.nvml import NvmlGpus
+from core.telemetry.power.base import PowerSetup
+from core.telemetry.power.estimate import EstimatedCpuPower
+from core.telemetry.power.nvml import NvmlGpus
 from core.telemetry.sampler import Sample, TelemetrySampler
-from core.telemetry.sources import PowerSetup
 from tests.fixtures.telemetry import FakeNvml
 
 

@@ -1,0 +1,7 @@
+"""``python -m cli`` is ``hearth-cli``."""
+
+import sys
+
+from cli import main
+
+sys.exit(main())

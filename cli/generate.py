@@ -1,0 +1,265 @@
+"""``hearth-cli generate`` and ``hearth-cli chat``: stream tokens from a model to the terminal.
+
+Text goes to stdout as it decodes, flushed per event; ``--json`` prints one JSON object per
+event instead (``token`` events, then ``done`` with the finish reason and the metrics, or
+``error``). A short statistics line goes to stderr so piping stdout stays clean.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from core.engine import (
+    ChatMessage,
+    DoneEvent,
+    EngineConfig,
+    ErrorEvent,
+    Event,
+    GenerationRequest,
+    SamplingParams,
+    TextEvent,
+)
+from core.engine.process.client import EngineClient
+from core.engine.sampling import DEFAULT_SEED, PRESETS, Preset
+from core.telemetry import TelemetrySampler, account
+
+
+def _int_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number >= ``minimum``, with a one-line error otherwise."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+_positive_int = _int_at_least(1)
+_non_negative_int = _int_at_least(0)
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if value < 0 or value != value:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags shared by every command that loads a model."""
+    parser.add_argument("--model", type=Path, help="GGUF file (default: the bundled model)")
+    parser.add_argument("--ctx", type=_positive_int, default=4096, help="context length")
+    parser.add_argument("--threads", type=_positive_int, help="CPU threads (default: cores)")
+    parser.add_argument("--gpu-layers", type=int, default=-1,
+                        help="layers to offload to the GPU (-1 all, 0 none)")
+
+
+def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
+    """Decoding flags; ``--temperature 0`` means greedy whatever the preset."""
+    parser.add_argument("--preset", choices=PRESETS, default="top-p")
+    parser.add_argument("--temperature", type=_non_negative_float, default=0.8)
+    parser.add_argument("--top-k", type=_positive_int, default=40)
+    parser.add_argument("--top-p", type=_non_negative_float, default=0.95)
+    parser.add_argument("--min-p", type=_non_negative_float, default=0.05)
+    parser.add_argument("--repeat-penalty", type=_non_negative_float, default=1.0)
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--max-tokens", type=_non_negative_int, default=512)
+    parser.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
+
+
+def add_speculation_arguments(parser: argparse.ArgumentParser) -> None:
+    """Speculative decoding: ``--draft PATH`` or ``--draft twin`` or ``--lookup``."""
+    spec = parser.add_mutually_exclusive_group()
+    spec.add_argument("--draft", metavar="PATH|twin",
+                      help="speculate with a small draft GGUF of the same family, or 'twin' "
+                           "for the model's own Q4 twin (made and cached on first use)")
+    spec.add_argument("--lookup", action="store_true",
+                      help="speculate by copying from the prompt (n-gram prompt lookup)")
+    parser.add_argument("--draft-max", type=_positive_int, default=16,
+                        help="most tokens guessed per round (default 16; adapts below it)")
+
+
+def _speculation_config(args: argparse.Namespace) -> dict[str, object]:
+    """EngineConfig fields for the speculation flags; makes the twin here, with a progress
+    line, so the worker finds it cached."""
+    draft, lookup = getattr(args, "draft", None), getattr(args, "lookup", False)
+    if lookup:
+        return {"draft": "lookup", "draft_max": args.draft_max}
+    if draft is None:
+        return {}
+    if draft == "twin":
+        from core.engine.speculative.twin import ensure_twin
+        from core.gguf.quantize import QuantizeProgress
+        from core.models.bundled import default_model_path
+
+        def show(p: QuantizeProgress) -> None:
+            print(f"\rhearth-cli: making the quantized twin: {p.done}/{p.total} tensors",
+                  end="", file=sys.stderr, flush=True)
+
+        twin = ensure_twin(args.model or default_model_path(), progress=show)
+        print(f"\rhearth-cli: quantized twin: {twin}", file=sys.stderr)
+        return {"draft": "twin", "draft_max": args.draft_max}
+    return {"draft": "model", "draft_model_path": Path(draft), "draft_max": args.draft_max}
+
+
+def sampling_from_args(args: argparse.Namespace) -> SamplingParams:
+    preset: Preset = "greedy" if args.temperature == 0 else args.preset
+    try:
+        return SamplingParams(
+            preset=preset, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+            min_p=args.min_p, repeat_penalty=args.repeat_penalty, seed=args.seed,
+        )
+    except ValueError as err:
+        from core.errors import ConfigError
+
+        raise ConfigError(f"Invalid sampling setting: {err}.") from err
+
+
+def engine_from_args(args: argparse.Namespace) -> EngineClient:
+    """A worker-process engine with the model loaded (a crash in llama.cpp then ends the
+    worker, not the command); load notes such as a CPU fallback go to stderr."""
+    speculation = _speculation_config(args)
+    client = EngineClient()
+    try:
+        loaded = client.load(EngineConfig(model_path=args.model, n_ctx=args.ctx,
+                                          n_threads=args.threads, n_gpu_layers=args.gpu_layers,
+                                          **speculation))  # type: ignore[arg-type]
+    except BaseException:
+        client.close()
+        raise
+    if loaded.fell_back:
+        print(f"hearth-cli: {loaded.message}", file=sys.stderr)
+    return client
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    gen = subparsers.add_parser("generate", help="generate a reply and stream it to stdout")
+    source = gen.add_mutually_exclusive_group(required=True)
+    source.add_argument("--prompt", help="raw text to complete (no chat template)")
+    source.add_argument("--chat", help="a user message, rendered with the chat template")
+    gen.add_argument("--system", help="system prompt (with --chat)")
+    gen.add_argument("--json", action="store_true", help="one JSON object per event")
+    add_model_arguments(gen)
+    add_speculation_arguments(gen)
+    add_sampling_arguments(gen)
+    gen.set_defaults(func=run_generate)
+
+    chat = subparsers.add_parser("chat", help="interactive chat in the terminal")
+    chat.add_argument("--system", help="system prompt")
+    add_model_arguments(chat)
+    add_speculation_arguments(chat)
+    add_sampling_arguments(chat)
+    chat.set_defaults(func=run_chat)
+
+
+def _request(args: argparse.Namespace, messages: list[ChatMessage] | None) -> GenerationRequest:
+    return GenerationRequest(
+        messages=messages, prompt=None if messages is not None else args.prompt,
+        sampling=sampling_from_args(args), max_tokens=args.max_tokens, stop=args.stop,
+    )
+
+
+def _stats_line(done: DoneEvent) -> str:
+    m = done.metrics
+    spec = m.speculative
+    extra = (f"; {spec['kind']} drafts {spec['accepted']}/{spec['drafted']} accepted, "
+             f"x{spec['speedup'] or 0:.2f} vs plain" if spec else "")
+    return (f"[{done.finish_reason}; template {done.template or 'none'}; prompt "
+            f"{m.prompt_tokens} tok ({m.cached_tokens} cached) at {m.prefill_tok_s:.1f} tok/s; "
+            f"{m.decode_tokens} tok at {m.decode_tok_s:.1f} tok/s; TTFT {m.ttft_ms:.0f} ms"
+            f"{extra}]")
+
+
+def _print_stream(events: Iterator[Event], as_json: bool,
+                  sampler: TelemetrySampler | None = None) -> DoneEvent | ErrorEvent:
+    """Write events to stdout as they come; returns the final event. With a ``sampler``,
+    the JSON ``done`` event carries the request's accounting (breakdown, energy, cost)."""
+    out = sys.stdout
+    for event in events:
+        if as_json:
+            data = event.to_dict()
+            if sampler is not None and isinstance(event, DoneEvent):
+                data["accounting"] = account(sampler, event).to_dict()
+            out.write(json.dumps(data, ensure_ascii=False) + "\n")
+            out.flush()
+        elif isinstance(event, TextEvent):
+            out.write(event.text)
+            out.flush()
+        if isinstance(event, DoneEvent | ErrorEvent):
+            return event
+    raise AssertionError("the engine ended a stream without a final event")
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    messages = None
+    if args.chat is not None:
+        messages = [ChatMessage("system", args.system)] if args.system else []
+        messages.append(ChatMessage("user", args.chat))
+    request = _request(args, messages)
+    with engine_from_args(args) as engine:
+        if args.json:
+            loaded = engine.loaded
+            with TelemetrySampler(pid=loaded.worker_pid if loaded else None) as sampler:
+                final = _print_stream(engine.generate(request), True, sampler)
+        else:
+            final = _print_stream(engine.generate(request), False)
+    if isinstance(final, ErrorEvent):
+        if not args.json:
+            print(file=sys.stdout)
+        print(f"hearth-cli: error: {final.message}", file=sys.stderr)
+        return 1
+    if not args.json:
+        print()
+        print(_stats_line(final), file=sys.stderr)
+    return 0
+
+
+def run_chat(args: argparse.Namespace) -> int:
+    """A REPL: Ctrl-C during a reply stops the reply, not the program; /reset, /exit."""
+    messages: list[ChatMessage] = [ChatMessage("system", args.system)] if args.system else []
+    with engine_from_args(args) as engine:
+        loaded = engine.loaded
+        assert loaded is not None
+        print(f"Hearth chat with {loaded.model_name} (template {loaded.template}, "
+              f"{loaded.placement}). "
+              "Type /exit to quit, /reset to start over.", file=sys.stderr)
+        previous = signal.getsignal(signal.SIGINT)
+        while True:
+            try:
+                line = input("> ")
+            except EOFError:
+                print(file=sys.stderr)
+                return 0
+            if line.strip() in {"/exit", "/quit"}:
+                return 0
+            if line.strip() == "/reset":
+                messages = messages[:1] if args.system else []
+                continue
+            if not line.strip():
+                continue
+            messages.append(ChatMessage("user", line))
+            signal.signal(signal.SIGINT, lambda *_: engine.cancel())
+            try:
+                final = _print_stream(engine.generate(_request(args, messages)), False)
+            finally:
+                signal.signal(signal.SIGINT, previous)
+            print()
+            if isinstance(final, ErrorEvent):
+                print(f"hearth-cli: error: {final.message}", file=sys.stderr)
+                messages.pop()
+                continue
+            messages.append(ChatMessage("assistant", final.text))
+            print(_stats_line(final), file=sys.stderr)

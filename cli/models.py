@@ -1,0 +1,65 @@
+"""``hearth-cli models | rm | import``: the models on this machine.
+
+``models`` lists every model Hearth can run: the bundled default, the Hugging Face cache,
+imported files, and what Ollama and LM Studio keep (read-only). ``rm`` deletes a model Hearth
+owns; ``import`` copies (or with ``--link`` links) a GGUF file into Hearth's models.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from cli.hub import human
+from core.models.library import Library
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("models", help="list the models on this machine",
+                              description=__doc__)
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.set_defaults(func=run_models)
+
+    p = subparsers.add_parser("rm", help="delete a downloaded or imported model",
+                              description=__doc__)
+    p.add_argument("model", help="id or name as shown by 'hearth-cli models'")
+    p.set_defaults(func=run_rm)
+
+    p = subparsers.add_parser("import", help="copy or link a GGUF file into Hearth",
+                              description=__doc__)
+    p.add_argument("path", type=Path)
+    p.add_argument("--link", action="store_true", help="link instead of copying")
+    p.set_defaults(func=run_import)
+
+
+def _params(n: int | None) -> str:
+    if not n:
+        return "?"
+    return f"{n / 1e9:.1f}B" if n >= 1e9 else f"{n / 1e6:.0f}M"
+
+
+def run_models(args: argparse.Namespace) -> int:
+    for e in Library().models():
+        if args.json:
+            print(json.dumps(e.to_json()))
+            continue
+        extra = f"  ! {e.problem}" if e.problem else ""
+        print(f"{e.id:<60} {e.quant or '?':<8} {e.architecture or '?':<10} "
+              f"{_params(e.n_params):>6} {e.context_length or 0:>7} ctx "
+              f"{human(e.size):>9} {'chat' if e.has_chat_template else '':<4}{extra}")
+    return 0
+
+
+def run_rm(args: argparse.Namespace) -> int:
+    library = Library()
+    entry = library.find(args.model)
+    library.remove(entry)
+    print(f"Removed {entry.name} ({human(entry.size)}).")
+    return 0
+
+
+def run_import(args: argparse.Namespace) -> int:
+    entry = Library().import_file(args.path, link=args.link)
+    print(f"Imported {entry.name} as {entry.id}.")
+    return 0

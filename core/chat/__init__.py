@@ -1,0 +1,1 @@
+"""Chat rules and what is kept of them: conversations, the history store (documents join here)."""

@@ -1,0 +1,1 @@
+"""The engine on llama.cpp's low-level API: model, context, sequences, sampling, prompts, text."""

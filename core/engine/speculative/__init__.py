@@ -1,0 +1,1 @@
+"""Speculative decoding: a draft model, the quantized twin, prompt lookup."""

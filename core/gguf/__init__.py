@@ -1,0 +1,1 @@
+"""GGUF as a file format: reading headers, validating files, quantizing. No HTTP here."""

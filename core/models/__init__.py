@@ -1,0 +1,1 @@
+"""Where models come from: the bundled ones, the Hugging Face Hub, the library on disk."""

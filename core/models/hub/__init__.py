@@ -1,0 +1,1 @@
+"""The Hugging Face Hub: search, file lists, remote headers, resumable verified downloads."""

@@ -1,0 +1,1 @@
+"""What fits this machine: hardware probe, memory model, planner, fit labels."""

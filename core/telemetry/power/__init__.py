@@ -1,0 +1,1 @@
+"""Power sources: NVML, RAPL, a labelled estimate, and the choice among them."""
