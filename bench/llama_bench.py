@@ -11,6 +11,7 @@ The build is cached and never committed.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shlex
@@ -65,6 +66,15 @@ def ensure_tool(name: str) -> Path:
     exe = build / "bin" / name
     if exe.is_file():
         return exe
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with (CACHE / "build.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # several test sessions may ask at once
+        if exe.is_file():
+            return exe
+        return _build(pkg_version, build, exe, name)
+
+
+def _build(pkg_version: str, build: Path, exe: Path, name: str) -> Path:
     src = _sources(pkg_version)
     _log(f"building {', '.join(TOOLS)} from llama.cpp vendored by llama-cpp-python "
          f"{pkg_version}")
