@@ -205,22 +205,9 @@ def print_profiles(as_json: bool) -> int:
 
 def profile_plan(name: str, models: list[Path] | None = None,
                  hardware: HardwareProfile | None = None):
-    """The plan of profile ``name`` over ``models`` (default: the library) on this machine,
-    preferring what the benchmark measured here."""
-    from core.planning.measured import MeasurementStore
-    from core.planning.profiles import library_candidates, plan_profile
-    from core.settings import load_settings
+    from core.settings import load_settings, plan_named_profile
 
-    profile = load_settings().all_profiles().get(name)
-    if profile is None:
-        names = ", ".join(load_settings().all_profiles())
-        raise ConfigError(f"Unknown profile {name!r}; choose one of {names}.")
-    candidates = ([(p.name, read_local(p)) for p in models] if models
-                  else library_candidates())
-    if not candidates:
-        raise ConfigError("The library has no model; download or import one first.")
-    return plan_profile(profile, candidates, hardware or probe(),
-                        MeasurementStore().by_path())
+    return plan_named_profile(load_settings(), name, models, hardware)
 
 
 def run_profile(args: argparse.Namespace) -> int:

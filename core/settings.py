@@ -136,6 +136,27 @@ def profile_engine_config(plan: ProfilePlan, threads: int | None = None) -> Engi
     return config
 
 
+def plan_named_profile(settings: Settings, name: str, models: list[Path] | None = None,
+                       hardware: Any = None) -> ProfilePlan:
+    """The plan of profile ``name`` over ``models`` (default: every model in the library) on
+    this machine (``hardware``: a HardwareProfile, default: probed), preferring what the
+    benchmark measured here. The one entry point for the CLI, the app and the server."""
+    from core.gguf.reader import read_local
+    from core.planning.hardware import probe
+    from core.planning.measured import MeasurementStore
+    from core.planning.profiles import library_candidates, plan_profile
+
+    profile = settings.all_profiles().get(name)
+    if profile is None:
+        raise ConfigError(f"Unknown profile {name!r}; choose one of "
+                          f"{', '.join(settings.all_profiles())}.")
+    candidates = ([(p.name, read_local(p)) for p in models] if models
+                  else library_candidates())
+    if not candidates:
+        raise ConfigError("The library has no model; download or import one first.")
+    return plan_profile(profile, candidates, hardware or probe(), MeasurementStore().by_path())
+
+
 def settings_path() -> Path:
     return hearth_home() / "settings.json"
 
