@@ -219,8 +219,6 @@ class Benchmark:
                 self.store.add(rows[f])
         if opts.quality:
             self._quality(files, rows, steps)
-            for f in files:
-                self.store.add(rows[f])
         steps.tick("done", "", "benchmark finished", 0)
         return [rows[f] for f in files]
 
@@ -329,6 +327,7 @@ class Benchmark:
                         row.same_top_pct = result.kl.same_top_pct
                     elif path == reference:
                         row.kl_mean, row.kl_p99, row.same_top_pct = 0.0, 0.0, 100.0
+                    self.store.add(row)  # each file as it is done: a cancel keeps it
                     steps.tick("quality", path.name, f"{path.name}: PPL "
                                f"{result.perplexity:.3f}" + (f", KL {result.kl.mean:.5f}"
                                                             if result.kl else ""))
