@@ -137,3 +137,20 @@ def test_store_survives_a_damaged_file_and_ignores_changed_files(tmp_path, defau
     assert store.latest(copy) is not None and str(copy.resolve()) in store.by_path()
     copy.write_bytes(b"y" * 11)  # the file changed: its old figures no longer apply
     assert store.latest(copy) is None and store.by_path() == {}
+
+
+def test_a_plan_becomes_an_engine_config_and_sampling(variants) -> None:
+    from core.settings import profile_engine_config, profile_sampling
+
+    hq = plan_profile(BUILTINS["high-quality"], variants, CPU_BOX)
+    config = profile_engine_config(hq)
+    assert config.model_path == Path(hq.path) and config.n_ctx == hq.n_ctx_per_seq == 8192
+    assert config.draft == "twin" and config.n_gpu_layers == 0
+    assert profile_sampling(hq, seed=7).temperature == 0.6 and profile_sampling(hq).preset \
+        == "top-p"
+    tiny = manual_profile("0", "64MiB")  # nothing fits in 64 MiB of RAM
+    none = plan_profile(BUILTINS["bulk-processing"], variants, tiny)
+    assert none.chosen is None and none.to_dict()["parallel"] == 16
+    assert any("no model in the library fits" in r for r in none.reasons)
+    with pytest.raises(ConfigError, match="found no model that fits"):
+        profile_engine_config(none)
