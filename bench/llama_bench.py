@@ -57,9 +57,8 @@ TOOLS = ("llama-bench", "llama-batched-bench", "llama-server", "llama-perplexity
 
 def ensure_tool(name: str) -> Path:
     """Path to a built llama.cpp tool (one of :data:`TOOLS`). The first call builds them all
-    at once (they share ggml and llama:
-    one build costs little more than one tool; a few minutes on 2 cores), later calls and
-    later runs find them in the cache."""
+    at once (they share ggml and llama: one build costs little more than one tool; a few
+    minutes on 2 cores), later calls and later runs find them in the cache."""
     if name not in TOOLS:
         raise ValueError(f"unknown llama.cpp tool {name!r}; one of {', '.join(TOOLS)}")
     pkg_version = version("llama-cpp-python")
