@@ -46,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="skip speculative decoding (F32 + twin, prompt lookup)")
     parser.add_argument("--skip-batched", action="store_true",
                         help="skip many sequences per decode and the hearth-cli path")
+    parser.add_argument("--skip-quality", action="store_true",
+                        help="skip hearth-cli bench vs llama-bench / llama-perplexity")
     args = parser.parse_args(argv)
     model = args.model or default_model_path()
     rows, setup = bench_engine(model, args.rounds, args.reps)
@@ -62,6 +64,13 @@ def main(argv: list[str] | None = None) -> int:
     cold_start.main([])
     if not args.skip_speculative:
         bench_speculative(args.rounds)
+    if not args.skip_quality:
+        from bench import quality_bench
+
+        rows, table = quality_bench.main(max(2, args.rounds // 2), args.reps)
+        print_table("hearth-cli bench vs llama-bench and llama-perplexity (default model)", rows)
+        quality_bench.print_quality(table)
+        save("quality", {"rows": [r.to_dict() for r in rows], "quality": table})
     if args.skip_planner:
         return 0
     from bench import planner_verify
