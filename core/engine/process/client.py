@@ -73,6 +73,7 @@ class EngineClient:
         self._streams: dict[int, queue.SimpleQueue[Any]] = {}
         self._streams_lock = threading.Lock()
         self._control: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._death = ""  # how the last worker ended
         self.running = 0  # the worker's last status: requests decoding or prefilling
         self.waiting = 0  # ... and waiting for a sequence or KV room
 
@@ -98,7 +99,7 @@ class EngineClient:
                               args=(child_conn, self.options, os.getpid()), daemon=True)
         process.start()
         child_conn.close()
-        self._process, self._conn = process, parent_conn
+        self._process, self._conn, self._death = process, parent_conn, ""
         self._control = queue.SimpleQueue()
         threading.Thread(target=self._read, args=(parent_conn, self._control),
                          name="engine-events", daemon=True).start()
@@ -127,13 +128,14 @@ class EngineClient:
                 stream.put(_DIED)
 
     def _reap(self) -> str:
-        """Forget a dead (or hung) worker; returns why it ended."""
-        reason = "it was not running"
+        """Forget a dead (or hung) worker; returns why it ended (the same answer to every
+        stream that saw it go)."""
         with self._life:
+            reason = self._death or "it was not running"
             if self._process is not None:
                 if self._process.is_alive():
                     self._process.kill()
-                reason = death_reason(self._process)
+                reason = self._death = death_reason(self._process)
                 self._process.close()
             if self._conn is not None:
                 self._conn.close()
