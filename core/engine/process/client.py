@@ -19,7 +19,7 @@ import multiprocessing as mp
 import os
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -217,9 +217,14 @@ class EngineClient:
             self.load(self._config)  # a fresh worker after a crash
 
     # -- generation --------------------------------------------------------------------
-    def generate(self, request: GenerationRequest) -> Iterator[Event]:
+    def generate(self, request: GenerationRequest) -> EventStream:
         """Stream a request through the worker; never raises for engine trouble. Closing
-        the iterator early cancels the request (a client that went away)."""
+        the stream early cancels the request (a client that went away); so does
+        ``stream.cancel()`` or ``cancel(stream.request_id)`` from any thread."""
+        rid = next(self._ids)
+        return EventStream(rid, self._events(request, rid), self.cancel)
+
+    def _events(self, request: GenerationRequest, rid: int) -> Iterator[Event]:
         text: list[str] = []
         try:
             self._ensure_loaded()
@@ -227,7 +232,6 @@ class EngineClient:
             kind = "EngineError" if str(err) == "No model is loaded." else type(err).__name__
             yield ErrorEvent(str(err), kind)
             return
-        rid = next(self._ids)
         stream: queue.SimpleQueue[Any] = queue.SimpleQueue()
         with self._streams_lock:
             self._streams[rid] = stream
@@ -307,6 +311,31 @@ class EngineClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class EventStream(Iterator[Event]):
+    """One request's events, with its id: iterate it, ``cancel()`` it from any thread,
+    ``close()`` it to stop reading (which cancels it too)."""
+
+    def __init__(self, request_id: int, events: Iterator[Event],
+                 cancel: Callable[[int | None], None]) -> None:
+        self.request_id = request_id
+        self._events = events
+        self._cancel = cancel
+
+    def __iter__(self) -> EventStream:
+        return self
+
+    def __next__(self) -> Event:
+        return next(self._events)
+
+    def cancel(self) -> None:
+        self._cancel(self.request_id)
+
+    def close(self) -> None:
+        close = getattr(self._events, "close", None)
+        if close is not None:
+            close()
 
 
 def _layers_text(layers: int) -> str:
