@@ -122,3 +122,8 @@ def run_llama_bench(exe: Path, model: Path, threads: int, n_prompt: int, n_gen: 
     row = next(r for r in rows if r["n_prompt"] == n_prompt and r["n_gen"] == n_gen)
     return BenchResult(n_prompt, n_gen, row["avg_ts"], row["stddev_ts"],
                        list(row.get("samples_ts", [])))
+
+
+if __name__ == "__main__":  # `make tools`: build the peers once (set-up for tests and bench)
+    for tool in TOOLS:
+        print(ensure_tool(tool))
