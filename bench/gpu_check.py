@@ -58,6 +58,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--model-dir", type=Path, help="use this folder's Q4_K_M.gguf, Q8_0.gguf "
                    "and F16.gguf instead of making models")
     p.add_argument("--dry-run", action="store_true", help="preflight and plan; build nothing")
+    p.add_argument("--deadline-s", type=float, help="finish within this many seconds: checks "
+                   "that no longer fit are skipped (reported), the results always written")
     args = p.parse_args(argv)
     selected = args.only.split(",") if args.only else list(CHECKS)
     unknown = [c for c in selected if c not in CHECKS]
@@ -116,7 +118,8 @@ def run_checks(args: argparse.Namespace, plan: build.BuildPlan, tools: dict) -> 
               "site_dir": plan.site_dir, "threads": args.threads or physical_cores(),
               "rounds": args.rounds, "reps": args.reps,
               "results": str(args.work.resolve() / "checks-results.json"),
-              "model_header": str(args.kit / "model" / kit.HEADER_NAME)}
+              "model_header": str(args.kit / "model" / kit.HEADER_NAME),
+              "deadline": args.deadline}
     if args.model_dir:
         config["models"] = {q: str(args.model_dir / f"{q}.gguf")
                             for q in ("Q4_K_M", "Q8_0", "F16")}
@@ -132,6 +135,16 @@ def run_checks(args: argparse.Namespace, plan: build.BuildPlan, tools: dict) -> 
     return json.loads(results.read_text())
 
 
+def keep_build_log(plan: build.BuildPlan, out: Path, lines: int = 3000) -> None:
+    """The failed build's log tail beside the results (a remote machine's files are gone
+    once it is given back)."""
+    log = Path(plan.log)
+    if log.is_file():
+        out.mkdir(parents=True, exist_ok=True)
+        tail = log.read_text(errors="replace").splitlines()[-lines:]
+        (out / "gpu-check-build-failed.log").write_text("\n".join(tail) + "\n")
+
+
 def estimates(args: argparse.Namespace, plan: build.BuildPlan, reuse: bool) -> list[dict]:
     rows = [{"name": "preflight", "estimate_s": PREFLIGHT_ESTIMATE_S},
             {"name": "build", "estimate_s": 5 if reuse else plan.estimate_s()},
@@ -142,6 +155,7 @@ def estimates(args: argparse.Namespace, plan: build.BuildPlan, reuse: bool) -> l
 
 def run(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
+    args.deadline = time.time() + args.deadline_s if args.deadline_s else None
     try:
         machine, plan = preflight(args)
     except toolkit.Unmet as err:
@@ -163,9 +177,10 @@ def run(args: argparse.Namespace) -> int:
         return toolkit.EXIT_OK
     t_build = time.monotonic()
     try:
-        stamp = build.build(plan, say)
+        stamp = build.build(plan, say, args.deadline)
     except toolkit.Unmet as err:
         print(f"gpu-check: {err}", file=sys.stderr)
+        keep_build_log(plan, args.out)
         return err.code
     phases[1]["seconds"] = round(time.monotonic() - t_build, 1)
     state = run_checks(args, plan, stamp["tools"])

@@ -15,6 +15,7 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -127,12 +128,30 @@ def built(plan: BuildPlan) -> dict[str, object] | None:
     return stamp if all(Path(p).is_file() for p in tools.values()) else None
 
 
-def _run(step: str, cmd: list[str], env: dict[str, str], log: Path) -> None:
+def run_step(step: str, cmd: list[str], env: dict[str, str], log: Path,
+         deadline: float | None = None) -> None:
+    """One build step, its output appended to ``log``; stopped at ``deadline`` (time.time())
+    with the tree kept, so running again continues where it stopped."""
+    timeout = None if deadline is None else max(1.0, deadline - time.time())
     with log.open("a") as out:
         out.write(f"\n$ {shlex.join(cmd)}\n")
         out.flush()
-        rc = subprocess.run(cmd, env=env, stdout=out, stderr=subprocess.STDOUT,
-                            check=False).returncode
+        # Its own process group: on time-out, pip's cmake and ninja (and their nvcc jobs)
+        # stop with it instead of compiling on as orphans.
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        try:
+            rc = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait()
+            raise Unmet(EXIT_BUILD_FAILED, f"the CUDA build ran out of time at {step}; its "
+                                           f"tree is kept: run again to continue (log: {log})"
+                        ) from None
+        except BaseException:  # Ctrl-C: the group is not in the terminal's, stop it here
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait()
+            raise
     if rc != 0:
         lines = log.read_text(errors="replace").splitlines()
         errors = [ln.strip() for ln in lines if "error" in ln.lower()][-1:] or lines[-1:]
@@ -140,8 +159,10 @@ def _run(step: str, cmd: list[str], env: dict[str, str], log: Path) -> None:
                                        f"log: {log}; last error: {' '.join(errors)[:300]}")
 
 
-def build(plan: BuildPlan, say: Callable[[str], None] = print) -> dict[str, object]:
-    """Build (or find built) the package and the tools; returns the stamp."""
+def build(plan: BuildPlan, say: Callable[[str], None] = print,
+          deadline: float | None = None) -> dict[str, object]:
+    """Build (or find built) the package and the tools; returns the stamp. ``deadline``
+    (time.time()) stops a build that would run past it."""
     from bench.gpu.kit import extract
 
     done = built(plan)
@@ -158,11 +179,11 @@ def build(plan: BuildPlan, say: Callable[[str], None] = print) -> dict[str, obje
     env = plan.env()
     say(f"building llama-cpp-python {plan.pkg_version} with CUDA for sm_{plan.archs} on "
         f"{plan.jobs} cores (log: {log})")
-    _run("pip install llama-cpp-python", plan.pip_command(), env, log)
+    run_step("pip install llama-cpp-python", plan.pip_command(), env, log, deadline)
     t_pkg = time.monotonic() - t0
     say(f"llama-cpp-python built in {t_pkg:.0f} s; now {', '.join(TOOLS)} from the same tree")
     for cmd in plan.tool_commands():
-        _run(f"{' '.join(TOOLS)}", cmd, env, log)
+        run_step(f"{' '.join(TOOLS)}", cmd, env, log, deadline)
     tools = find_tools(Path(plan.build_dir))
     missing = [t for t in TOOLS if t not in tools]
     if missing:

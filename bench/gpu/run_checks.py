@@ -24,7 +24,7 @@ CHECKS: dict[str, tuple[str, str, int]] = {
     "offload": ("bench.gpu.checks_speed", "offload_speed", 40),
     "half": ("bench.gpu.checks_speed", "half_layers", 10),
     "fallback": ("bench.gpu.checks_fallback", "fallback", 20),
-    "vram": ("bench.gpu.checks_vram", "vram", 45),
+    "vram": ("bench.gpu.checks_vram", "vram", 55),
     "power": ("bench.gpu.checks_power", "power", 15),
     "batched": ("bench.gpu.checks_batched", "batched", 45),
 }
@@ -85,6 +85,30 @@ def make_models(cfg: dict[str, Any], say: Callable[[str], None]) -> tuple[dict[s
     return out, "bundled Gemma 3 270M Q4_K_M (Q8_0 and F16 requantized from it)"
 
 
+def run_selected(names: list[str], ctx: CheckContext, state: dict[str, Any],
+                 deadline: float | None, save: Callable[[], None]) -> None:
+    """Run the checks in order into ``state``; one that no longer fits before ``deadline``
+    (a ``time.time()``) is recorded as skipped, with how to run it on its own."""
+    for name in names:
+        estimate = CHECKS[name][2]
+        left = deadline - time.time() if deadline else None
+        if left is not None and left < estimate:
+            state["checks"].append(CheckResult(
+                name=name, title=f"check {name}", goal="", status="skipped",
+                reason=f"out of time: {max(0, left):.0f} s left, it takes ~{estimate} s; "
+                       f"run it again with --only {name}").to_dict())
+            continue
+        ctx.say(f"check {name}: est. ~{estimate} s")
+        t0 = time.monotonic()
+        results = timed(check_function(name), ctx)
+        state["checks"] += [r.to_dict() for r in results]
+        state["phases"].append({"name": f"check {name}", "estimate_s": estimate,
+                                "seconds": round(time.monotonic() - t0, 1)})
+        for r in results:
+            ctx.say(f"  {r.title}: {r.status} — {r.figure} {r.reason}".rstrip())
+        save()
+
+
 def main(config_path: str) -> int:
     cfg = json.loads(Path(config_path).read_text())
     out = Path(cfg["results"])
@@ -109,17 +133,7 @@ def main(config_path: str) -> int:
     state["model_label"] = label
     ctx = CheckContext(models=models, tools=cfg["tools"], threads=cfg["threads"],
                        rounds=cfg.get("rounds", 3), reps=cfg.get("reps", 3), model_label=label)
-    for name in cfg["checks"]:
-        estimate = CHECKS[name][2]
-        ctx.say(f"check {name}: est. ~{estimate} s")
-        t0 = time.monotonic()
-        results = timed(check_function(name), ctx)
-        state["checks"] += [r.to_dict() for r in results]
-        state["phases"].append({"name": f"check {name}", "estimate_s": estimate,
-                                "seconds": round(time.monotonic() - t0, 1)})
-        for r in results:
-            ctx.say(f"  {r.title}: {r.status} — {r.figure} {r.reason}".rstrip())
-        save()
+    run_selected(cfg["checks"], ctx, state, cfg.get("deadline"), save)
     save()
     return 0
 

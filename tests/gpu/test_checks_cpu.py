@@ -129,3 +129,16 @@ def test_power_without_nvml_says_why(default_model: Path) -> None:
     [result] = power(ctx, detect_power(use_nvml=False))
     assert result.status == "error"
     assert result.reason == "NVML is not in use: NVML was turned off."
+
+
+def test_vram_summary_names_the_context_size_the_measurements_imply() -> None:
+    from bench.gpu.checks_vram import summarize_vram
+
+    mib = 1 << 20
+    # predicted with the 400 MiB guess; measured 200 MiB more each time
+    rows = [{"predicted MiB": p, "measured MiB": p + 200.0} for p in (1200.0, 1500.0, 2500.0)]
+    result = summarize_vram("vram", "VRAM", "±5%", rows, ["not met", "not met", "met"],
+                            [-0.143, -0.118, -0.074], [600 * mib, 604 * mib, 596 * mib])
+    assert result.status == "not met" and result.figure == "worst error -14.3%"
+    assert result.reason.startswith("implied CUDA context 600 MiB (spread 8 MiB; the model "
+                                    "assumes 400); with it, worst error 0.0%")

@@ -130,6 +130,16 @@ def test_synthetic_model_is_memory_identical_and_runs(
     assert done.metrics.decode_tokens == 4  # type: ignore[union-attr]
 
 
-def test_a_file_that_is_not_a_header_is_refused(default_model: Path, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="not a model header"):
-        synth.synthesize(default_model, tmp_path / "x.gguf")
+def test_a_file_that_is_not_a_header_is_refused(tmp_path: Path) -> None:
+    from gguf import GGUFWriter
+
+    plain = tmp_path / "plain.gguf"
+    writer = GGUFWriter(plain, "llama")
+    writer.add_uint32("llama.block_count", 2)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    with pytest.raises(ValueError, match=r"not a model header made by `gpu-check\.sh prepare`"):
+        synth.synthesize(plain, tmp_path / "x.gguf")
+    assert not (tmp_path / "x.gguf").exists()
