@@ -85,6 +85,7 @@ def preflight(args: argparse.Namespace) -> tuple[dict, build.BuildPlan]:
     gpus = toolkit.query_gpus()
     archs = args.arch.replace(".", "") if args.arch else toolkit.cuda_architectures(gpus)
     tk = toolkit.find_toolkit()
+    tool_dirs = toolkit.find_build_tools()
     pkg_version = kit.pinned_version()
     sources = args.sources or kit.find_sdist(pkg_version, args.kit)
     if not sources.is_file():
@@ -97,7 +98,7 @@ def preflight(args: argparse.Namespace) -> tuple[dict, build.BuildPlan]:
     backend = find_spec("scikit_build_core") is not None or "scikit-build-core" in added
     plan = build.make_plan(pkg_version, archs, sources, tk, args.work.resolve(), args.jobs,
                            build_python_path=str(pydeps) if added else "",
-                           isolated=not backend)
+                           isolated=not backend, tool_dirs=tool_dirs)
     return machine, plan
 
 

@@ -48,6 +48,7 @@ class BuildPlan:
     runtime_dirs: list[str] = field(default_factory=list)
     build_python_path: str = ""  # the kit's build backend, when this Python lacks one
     isolated: bool = False  # no build backend here: pip fetches one (needs the network)
+    tool_dirs: list[str] = field(default_factory=list)  # cmake's and ninja's, first on PATH
 
     @property
     def key(self) -> dict[str, object]:
@@ -70,7 +71,8 @@ class BuildPlan:
         env = dict(os.environ)
         env["CMAKE_ARGS"] = shlex.join(self.cmake_args)
         env["CMAKE_BUILD_PARALLEL_LEVEL"] = str(self.jobs)
-        if shutil.which("ninja"):
+        env["PATH"] = os.pathsep.join([*self.tool_dirs, env.get("PATH", "")])
+        if shutil.which("ninja", path=env["PATH"]):
             env["CMAKE_GENERATOR"] = "Ninja"
         if self.build_python_path:
             env["PYTHONPATH"] = os.pathsep.join(
@@ -88,7 +90,7 @@ class BuildPlan:
 
 def make_plan(pkg_version: str, archs: str, sources: Path, toolkit: Toolkit, work: Path,
               jobs: int | None = None, build_python_path: str = "",
-              isolated: bool = False) -> BuildPlan:
+              isolated: bool = False, tool_dirs: list[str] | None = None) -> BuildPlan:
     tag = f"{pkg_version}-sm{archs.replace(';', '_')}"
     cmake_args = ["-DGGML_CUDA=on", f"-DCMAKE_CUDA_ARCHITECTURES={archs}", "-DLLAVA_BUILD=OFF",
                   *toolkit.cmake_args(), *shlex.split(os.environ.get("CMAKE_ARGS", ""))]
@@ -98,7 +100,7 @@ def make_plan(pkg_version: str, archs: str, sources: Path, toolkit: Toolkit, wor
         build_dir=str(work / f"build-{tag}"), site_dir=str(work / f"site-{tag}"),
         log=str(work / f"build-{tag}.log"), jobs=jobs or os.cpu_count() or 2,
         cmake_args=cmake_args, runtime_dirs=list(toolkit.runtime_dirs),
-        build_python_path=build_python_path, isolated=isolated)
+        build_python_path=build_python_path, isolated=isolated, tool_dirs=tool_dirs or [])
 
 
 def _stamp(plan: BuildPlan) -> Path:

@@ -221,3 +221,27 @@ def find_toolkit(env: Mapping[str, str] | None = None,
     return Toolkit(nvcc=nvcc, version=release[1], root=str(root), cublas_lib=str(cublas),
                    cublas_include=str(header.parent),
                    driver_lib=str(driver) if driver else None, runtime_dirs=runtime)
+
+
+def find_build_tools(env: Mapping[str, str] | None = None) -> list[str]:
+    """Folders holding cmake and ninja, to put first on the build's PATH: on PATH already,
+    or inside the ``cmake`` / ``ninja`` pip packages (a CUDA image may have only those).
+    No cmake is :class:`Unmet` (EXIT_NO_TOOLKIT); no ninja only slows the build."""
+    path = dict(os.environ if env is None else env).get("PATH", "")
+    dirs: list[str] = []
+    for tool in ("cmake", "ninja"):
+        found = shutil.which(tool, path=path)
+        if found is None:
+            try:
+                module = __import__(tool)
+                folder = getattr(module, "CMAKE_BIN_DIR", None) or getattr(module, "BIN_DIR", "")
+            except ImportError:
+                folder = ""
+            candidate = Path(folder) / tool if folder else None
+            found = str(candidate) if candidate and candidate.is_file() else None
+        if found is None and tool == "cmake":
+            raise Unmet(EXIT_NO_TOOLKIT, "no cmake: it is not on PATH nor installed for this "
+                                         "Python (pip install cmake)")
+        if found is not None and str(Path(found).parent) not in dirs:
+            dirs.append(str(Path(found).parent))
+    return dirs

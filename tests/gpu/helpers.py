@@ -47,10 +47,11 @@ def cublas_wheel(site: Path) -> Path:
 
 
 def minimal_path(bin_dir: Path, *tools: str) -> str:
-    """A PATH of ``bin_dir`` plus links to the few system tools the wrapper script needs,
-    so no real nvidia-smi or nvcc on this machine can be found."""
+    """A PATH of ``bin_dir`` plus links to the few system tools the check needs (the
+    wrapper's ``dirname``, the build's cmake and ninja), so no real nvidia-smi or nvcc on
+    this machine can be found."""
     bin_dir.mkdir(parents=True, exist_ok=True)
-    for tool in ("dirname", *tools):
+    for tool in ("dirname", "cmake", "ninja", *tools):
         real = shutil.which(tool)
         if real and not (bin_dir / tool).exists():
             os.symlink(real, bin_dir / tool)

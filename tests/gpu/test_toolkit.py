@@ -15,7 +15,7 @@ from bench.gpu.toolkit import (
     parse_smi_csv,
     query_gpus,
 )
-from tests.gpu.helpers import DATA, cublas_wheel, fake_toolkit, replay
+from tests.gpu.helpers import DATA, cublas_wheel, fake_toolkit, minimal_path, replay
 
 
 def test_two_gpus_parsed_by_header_whatever_the_column_order() -> None:
@@ -102,3 +102,21 @@ def test_a_driver_library_on_ld_library_path_is_linked(tmp_path: Path) -> None:
     assert tk.driver_lib == str(drv / "libcuda.so.1")
     assert f"-DCUDA_cuda_driver_LIBRARY={drv / 'libcuda.so.1'}" in tk.cmake_args()
     assert "-DGGML_CUDA_NO_VMM=ON" not in tk.cmake_args()
+
+
+def test_cmake_and_ninja_are_found_for_the_build(tmp_path: Path) -> None:
+    from bench.gpu.toolkit import find_build_tools
+
+    bin_dir = tmp_path / "bin"
+    minimal_path(bin_dir)
+    if not (bin_dir / "cmake").exists():  # this machine has no cmake on PATH at all
+        with pytest.raises(Unmet, match="no cmake"):
+            find_build_tools({"PATH": str(bin_dir)})
+        return
+    assert find_build_tools({"PATH": str(bin_dir)}) == [str(bin_dir)]
+    try:
+        dirs = find_build_tools({"PATH": str(tmp_path / "empty")})
+    except Unmet as err:
+        assert err.code == EXIT_NO_TOOLKIT and "pip install cmake" in str(err)
+    else:  # the cmake pip package is installed for this Python
+        assert (Path(dirs[0]) / "cmake").is_file()
