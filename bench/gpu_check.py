@@ -118,7 +118,8 @@ def run_checks(args: argparse.Namespace, plan: build.BuildPlan, tools: dict) -> 
     config = {"checks": args.checks, "work": str(args.work.resolve()), "tools": tools,
               "site_dir": plan.site_dir, "threads": args.threads or physical_cores(),
               "rounds": args.rounds, "reps": args.reps,
-              "results": str(args.work.resolve() / "checks-results.json"),
+              # beside the final results, so a run cut short still hands back what it did
+              "results": str(args.out.resolve() / "gpu-check-partial.json"),
               "model_header": str(args.kit / "model" / kit.HEADER_NAME),
               "deadline": args.deadline}
     if args.model_dir:
@@ -127,13 +128,16 @@ def run_checks(args: argparse.Namespace, plan: build.BuildPlan, tools: dict) -> 
     cfg_path = args.work / "checks-config.json"
     cfg_path.write_text(json.dumps(config, indent=2) + "\n")
     results = Path(config["results"])
+    results.parent.mkdir(parents=True, exist_ok=True)
     results.unlink(missing_ok=True)
     subprocess.run([sys.executable, "-m", "bench.gpu.run_checks", str(cfg_path)], cwd=ROOT,
                    env=checks_env(plan, args.work / "pydeps"), check=False)
     if not results.is_file():
         return {"checks": [], "phases": [], "error": "the checks process died before "
                                                      "writing any result"}
-    return json.loads(results.read_text())
+    state = json.loads(results.read_text())
+    results.unlink()  # the full report replaces it
+    return state
 
 
 def keep_build_log(plan: build.BuildPlan, out: Path, lines: int = 3000) -> None:

@@ -102,3 +102,38 @@ def test_missing_sources_exit_5(tmp_path: Path) -> None:
 def test_bad_arguments_exit_2(tmp_path: Path, args: list[str]) -> None:
     proc = run(args, minimal_path(tmp_path / "bin"), tmp_path)
     assert proc.returncode == EXIT_USAGE and "usage: gpu-check.sh" in proc.stderr
+
+
+def test_a_finished_build_is_reused_and_a_non_cuda_llama_cpp_is_reported(tmp_path: Path) -> None:
+    """The whole run after the build: the plan's build found done (its stamp), the checks'
+    process started with that build first on its path — here the project's CPU
+    llama-cpp-python answers instead — and the report written and printed anyway."""
+    path, env = _gpu_machine(tmp_path)
+    sources = tmp_path / "llama_cpp_python-0.3.36.tar.gz"
+    sources.write_bytes(b"")
+    args = ["--sources", str(sources), "--only", "offload", "--out", str(tmp_path / "out")]
+    plan = json.loads(run(["--dry-run", *args], path, tmp_path, **env).stdout)["plan"]
+    site, build_dir = Path(plan["site_dir"]), Path(plan["build_dir"])
+    (site / "llama_cpp" / "lib").mkdir(parents=True)
+    (site / "llama_cpp" / "lib" / "libggml-cuda.so").write_text("")
+    tools = {}
+    for name in ("llama-bench", "llama-batched-bench"):
+        exe = build_dir / "bin" / name
+        exe.parent.mkdir(parents=True, exist_ok=True)
+        exe.write_text("#!/bin/sh\nexit 1\n")
+        exe.chmod(0o755)
+        tools[name] = str(exe)
+    key = {k: plan[k] for k in ("cmake_args", "sources")} | {
+        "version": plan["pkg_version"], "archs": plan["archs"]}
+    (site / "hearth-gpu-build.json").write_text(json.dumps({"key": key, "tools": tools}))
+
+    proc = run(args, path, tmp_path, **env)
+    assert proc.returncode == 1, proc.stderr
+    assert "already in" in proc.stderr and "reused" in proc.stderr
+    assert "| checks set-up |  |  | error | RuntimeError: imported llama_cpp from" in proc.stdout
+    out = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert len(out) == 2 and out[0].endswith(".json") and out[1].endswith(".md")
+    report = json.loads((tmp_path / "out" / out[0]).read_text())
+    assert report["build"]["stamp"]["tools"] == tools
+    assert [p["name"] for p in report["phases"]] == ["preflight", "build"]
+    assert report["summary"] == {"error": 1}
