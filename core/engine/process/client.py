@@ -195,7 +195,8 @@ class EngineClient:
                 assert isinstance(answer, LoadFailedEvent), answer
                 if not answer.gpu_related or layers == 0:
                     self.loaded = None
-                    raise error_of_kind(answer.kind, answer.message)
+                    before = "".join(f"{note}; " for note in notes)
+                    raise error_of_kind(answer.kind, f"{before}{answer.message}")
                 notes.append(f"GPU load with {_layers_text(layers)} failed: {answer.message}")
                 layers = fewer_layers(layers, answer.n_layer)
 
