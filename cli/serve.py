@@ -1,0 +1,78 @@
+"""``hearth-cli serve``: the local OpenAI-compatible server in the foreground.
+
+The server listens at once and loads the model in the background (``/health`` answers 503
+until it is ready), so a client started beside it can poll instead of failing to connect.
+Defaults let no one in: 127.0.0.1, no CORS; another host needs ``--api-key``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+from cli.generate import _int_at_least, add_model_arguments
+from core.engine import EngineConfig
+from core.engine.process.client import EngineClient
+from server import DEFAULT_PORT, ModelRouter, ServerConfig, create_server
+from server.config import DEFAULT_BODY_LIMIT
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    serve = subparsers.add_parser("serve", help="serve the OpenAI API on this machine")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default 127.0.0.1: this machine only; "
+                            "any other needs --api-key)")
+    serve.add_argument("--port", type=_int_at_least(0), default=DEFAULT_PORT,
+                       help=f"TCP port (default {DEFAULT_PORT}; 0 picks a free one)")
+    serve.add_argument("--api-key", default=os.environ.get("HEARTH_API_KEY"),
+                       help="require 'Authorization: Bearer KEY' (default: $HEARTH_API_KEY)")
+    serve.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
+                       help="allow browser pages from this origin (repeatable; default none)")
+    serve.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                       help="another Host name clients use to reach this server")
+    serve.add_argument("--parallel", type=_int_at_least(1),
+                       help="requests decoded at once (default: what the engine loaded)")
+    serve.add_argument("--max-queue", type=_int_at_least(0), default=64,
+                       help="requests that may wait before new ones get 429 (default 64)")
+    serve.add_argument("--max-body-mb", type=_int_at_least(1),
+                       default=DEFAULT_BODY_LIMIT // (1024 * 1024),
+                       help="largest request body in MiB (default 32)")
+    add_model_arguments(serve)
+    serve.set_defaults(func=run_serve)
+
+
+def _engine_config(args: argparse.Namespace) -> EngineConfig:
+    config = EngineConfig(model_path=args.model, n_ctx=args.ctx, n_threads=args.threads,
+                          n_gpu_layers=args.gpu_layers)
+    # --parallel sizes the engine's sequences where the engine has them (continuous
+    # batching); the server's admission honours it either way.
+    for name in ("n_seq_max", "parallel"):
+        if args.parallel and hasattr(config, name):
+            setattr(config, name, args.parallel)
+            break
+    return config
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    config = ServerConfig(host=args.host, port=args.port, api_key=args.api_key or None,
+                          cors_origins=args.cors_origin, allowed_hosts=args.allowed_host,
+                          parallel=args.parallel, max_queue=args.max_queue,
+                          max_body_bytes=args.max_body_mb * 1024 * 1024)
+    config.check()  # refuse an unsafe host before loading anything
+    from server.run import serve_forever
+
+    client = EngineClient()
+    backend: Any = client  # an EngineBackend (its cancel() takes a request id after #14)
+    try:
+        router = ModelRouter(backend)
+        srv = create_server(router, config)
+        router.load_async(_engine_config(args))
+        key = " (API key required)" if config.api_key else ""
+        print(f"hearth-cli: serving the OpenAI API at {config.base_url}{key}; loading the "
+              "model (GET /health says when it is ready). Ctrl-C stops.", file=sys.stderr)
+        serve_forever(srv)
+    finally:
+        client.close()
+    return 0
