@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import ValidationError
@@ -80,10 +81,11 @@ class LineExecutor:
     def __init__(self, router: ModelRouter, admission: Admission, cap: int | None) -> None:
         self.router, self.admission, self.cap = router, admission, cap
 
-    def run(self, endpoint: str, body: dict[str, Any],
-            cancel: threading.Event) -> tuple[int, dict[str, Any]] | str:
+    def run(self, endpoint: str, body: dict[str, Any], cancel: threading.Event,
+            on_start: Callable[[], None] | None = None) -> tuple[int, dict[str, Any]] | str:
+        """``on_start`` is called when the line gets a slot (a started attempt)."""
         try:
-            return self._run(endpoint, {**body, "stream": False}, cancel)
+            return self._run(endpoint, {**body, "stream": False}, cancel, on_start)
         except ValidationError as err:
             problems = err.errors()
             loc = problems[0]["loc"] if problems else ()
@@ -96,12 +98,13 @@ class LineExecutor:
                 return RETRY
             return err.status, err.body()
 
-    def _run(self, endpoint: str, body: dict[str, Any],
-             cancel: threading.Event) -> tuple[int, dict[str, Any]] | str:
+    def _run(self, endpoint: str, body: dict[str, Any], cancel: threading.Event,
+             on_start: Callable[[], None] | None) -> tuple[int, dict[str, Any]] | str:
         if endpoint == "/v1/embeddings":
             req = EmbeddingRequest.model_validate(body)
             backend, model = self.router.backend_for(req.model)
-            return 200, self._embed(backend, req, model)
+            embedded = self._embed(backend, req, model, cancel, on_start)
+            return RETRY if embedded is None else (200, embedded)
         chat = endpoint == "/v1/chat/completions"
         parsed = (ChatCompletionRequest if chat else CompletionRequest).model_validate(body)
         backend, model = self.router.backend_for(parsed.model)
@@ -113,7 +116,8 @@ class LineExecutor:
         for index, request in enumerate(plan.requests):
             result = ChoiceResult(index)
             ticket = self.admission.enter("bulk")
-            run_admitted(backend, self.admission, ticket, request, cancel, result.add)
+            run_admitted(backend, self.admission, ticket, request, cancel, result.add,
+                         on_start if index == 0 else None)
             if cancel.is_set() and result.done is None:
                 return RETRY
             if result.error is not None:
@@ -125,8 +129,9 @@ class LineExecutor:
         return 200, completion(results, model, plan.echo, parsed.logprobs is not None,
                                parsed.n)
 
-    def _embed(self, backend: EngineBackend, req: EmbeddingRequest,
-               model: str) -> dict[str, Any]:
+    def _embed(self, backend: EngineBackend, req: EmbeddingRequest, model: str,
+               cancel: threading.Event,
+               on_start: Callable[[], None] | None) -> dict[str, Any] | None:
         embed_fn = getattr(backend, "embed", None)
         if embed_fn is None:
             raise APIError(400, "This model's engine does not compute embeddings.",
@@ -134,7 +139,10 @@ class LineExecutor:
         texts = [req.input] if isinstance(req.input, str) else list(req.input)
         ticket = self.admission.enter("bulk")
         try:
-            self.admission.wait(ticket, threading.Event())
+            if not self.admission.wait(ticket, cancel):
+                return None
+            if on_start is not None:
+                on_start()
             vectors = embed_fn(texts)
         finally:
             self.admission.release(ticket)

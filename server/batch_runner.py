@@ -11,6 +11,7 @@ resumes every active batch where it was, redoing no finished line.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from typing import Any
@@ -105,8 +106,8 @@ class BatchRunner:
                 line, endpoint, flag = claimed
                 outcome: Any = RETRY
                 try:
-                    self.store.started(line)
-                    outcome = self.executor.run(endpoint, line.body, flag)
+                    outcome = self.executor.run(endpoint, line.body, flag,
+                                                functools.partial(self.store.started, line))
                     if outcome != RETRY:
                         status, body = outcome
                         self.store.finish_line(line, status, body)

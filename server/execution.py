@@ -73,14 +73,17 @@ def drive(backend: EngineBackend, request: GenerationRequest, cancel: threading.
 
 
 def run_admitted(backend: EngineBackend, admission: Admission, ticket: Ticket,
-                 request: GenerationRequest, cancel: threading.Event,
-                 sink: Sink) -> DoneEvent | ErrorEvent:
-    """Wait for the ticket's slot, run the request, give the slot back."""
+                 request: GenerationRequest, cancel: threading.Event, sink: Sink,
+                 on_start: Callable[[], None] | None = None) -> DoneEvent | ErrorEvent:
+    """Wait for the ticket's slot, run the request, give the slot back. ``on_start`` is
+    called once the slot is held, just before the engine gets the request."""
     try:
         if not admission.wait(ticket, cancel):
             final = ErrorEvent("The request was cancelled while it waited.", CANCELLED)
             sink(final)
             return final
+        if on_start is not None:
+            on_start()
         return drive(backend, request, cancel, sink)
     finally:
         admission.release(ticket)

@@ -34,8 +34,9 @@ def error_of(event: ErrorEvent, retry_after_s: float = 1.0) -> APIError:
     """An engine error as the API error a client should see."""
     kind = event.kind
     if kind == "QueueFullError":
+        given = float(getattr(event, "retry_after_s", 0.0) or 0.0)
         return APIError(429, event.message, code="queue_full",
-                        retry_after_s=getattr(event, "retry_after_s", retry_after_s))
+                        retry_after_s=given if given > 0 else retry_after_s)
     if kind == "PromptTooLongError":
         return APIError(400, event.message, code="context_length_exceeded", param="messages")
     if kind in ("ConfigError", "TemplateError"):

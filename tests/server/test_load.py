@@ -1,0 +1,102 @@
+"""Many clients at once: 8 concurrent streams, a full queue answered 429 with Retry-After,
+and a client that disconnects has its generation cancelled within 100 ms."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import time
+
+import httpx
+import openai
+import pytest
+
+from tests.server.conftest import Running
+
+PROMPTS = [f"{n}. The best thing about the number {n} is" for n in range(1, 9)]
+LONG = "Count from one to one thousand: one, two, three, four, five,"
+
+
+def _stream(api: Running, prompt: str, max_tokens: int) -> tuple[str, str | None]:
+    text, finish = "", None
+    for chunk in api.client().completions.create(model=api.model, prompt=prompt,
+                                                 max_tokens=max_tokens, temperature=0,
+                                                 stream=True):
+        if chunk.choices:
+            text += chunk.choices[0].text
+            finish = chunk.choices[0].finish_reason or finish
+    return text, finish
+
+
+def test_eight_concurrent_streams_each_get_their_own_reply(api: Running) -> None:
+    alone = {p: api.client().completions.create(model=api.model, prompt=p, max_tokens=8,
+                                                temperature=0).choices[0].text
+             for p in PROMPTS}
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        streamed = dict(zip(PROMPTS, pool.map(lambda p: _stream(api, p, 8), PROMPTS),
+                            strict=True))
+    for prompt in PROMPTS:
+        text, finish = streamed[prompt]
+        assert finish in ("length", "stop")
+        assert text == alone[prompt], prompt
+    assert len(set(alone.values())) > 1  # the prompts really differ
+
+
+def _open_stream(api: Running) -> tuple[httpx.Client, httpx.Response]:
+    """A long streamed completion, opened and read up to its first text chunk."""
+    client = httpx.Client(timeout=60)
+    response = client.send(client.build_request(
+        "POST", f"{api.url}/completions",
+        json={"model": api.model, "prompt": LONG, "max_tokens": 3000, "temperature": 0,
+              "stream": True}), stream=True)
+    assert response.status_code == 200
+    lines = response.iter_lines()
+    for line in lines:
+        if line.startswith("data: ") and json.loads(line[6:])["choices"][0]["text"]:
+            break
+    return client, response
+
+
+def test_a_full_queue_is_429_with_retry_after(api: Running) -> None:
+    admission = api.srv.admission
+    saved = admission.max_queue
+    admission.max_queue = 0
+    streams = []
+    try:
+        streams = [_open_stream(api) for _ in range(admission.slots)]
+        r = httpx.post(f"{api.url}/completions", json={"model": api.model, "prompt": "Hi",
+                                                       "max_tokens": 1})
+        assert r.status_code == 429
+        assert int(r.headers["Retry-After"]) >= 1
+        assert r.json()["error"]["code"] == "queue_full"
+        with pytest.raises(openai.RateLimitError):
+            api.client(max_retries=0).completions.create(model=api.model, prompt="Hi",
+                                                         max_tokens=1)
+    finally:
+        admission.max_queue = saved
+        for client, response in streams:
+            response.close()
+            client.close()
+    deadline = time.monotonic() + 10
+    while admission.running and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert api.client().completions.create(model=api.model, prompt="Hi",
+                                           max_tokens=1).choices[0].finish_reason
+
+
+def test_a_disconnect_cancels_the_generation_within_100_ms(api: Running) -> None:
+    client, response = _open_stream(api)
+    t_close = time.perf_counter_ns()
+    response.close()
+    client.close()
+    entry = next(e for e in reversed(api.srv.log.entries()) if e.path == "/v1/completions")
+    deadline = time.monotonic() + 10
+    while not entry.t_end_ns and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert entry.t_end_ns, "the engine never let go of the request"
+    stopped_ms = (entry.t_end_ns - t_close) / 1e6
+    print(f"engine stopped {stopped_ms:.1f} ms after the client disconnected")
+    assert stopped_ms <= 100
+    assert entry.finish == "cancelled"
+    assert entry.completion_tokens < 3000
+    assert api.srv.admission.running == 0
