@@ -10,21 +10,36 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
-from cli.generate import _int_at_least, add_model_arguments
+from cli.generate import add_model_arguments
 from core.engine import EngineConfig
 from core.engine.process.client import EngineClient
 from server import DEFAULT_PORT, ModelRouter, ServerConfig, create_server
 from server.config import DEFAULT_BODY_LIMIT
 
 
+def at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number >= ``minimum`` (one-line error otherwise)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     serve = subparsers.add_parser("serve", help="serve the OpenAI API on this machine")
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to listen on (default 127.0.0.1: this machine only; "
                             "any other needs --api-key)")
-    serve.add_argument("--port", type=_int_at_least(0), default=DEFAULT_PORT,
+    serve.add_argument("--port", type=at_least(0), default=DEFAULT_PORT,
                        help=f"TCP port (default {DEFAULT_PORT}; 0 picks a free one)")
     serve.add_argument("--api-key", default=os.environ.get("HEARTH_API_KEY"),
                        help="require 'Authorization: Bearer KEY' (default: $HEARTH_API_KEY)")
@@ -32,11 +47,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="allow browser pages from this origin (repeatable; default none)")
     serve.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
                        help="another Host name clients use to reach this server")
-    serve.add_argument("--parallel", type=_int_at_least(1),
+    serve.add_argument("--parallel", type=at_least(1),
                        help="requests decoded at once (default: what the engine loaded)")
-    serve.add_argument("--max-queue", type=_int_at_least(0), default=64,
+    serve.add_argument("--max-queue", type=at_least(0), default=64,
                        help="requests that may wait before new ones get 429 (default 64)")
-    serve.add_argument("--max-body-mb", type=_int_at_least(1),
+    serve.add_argument("--max-body-mb", type=at_least(1),
                        default=DEFAULT_BODY_LIMIT // (1024 * 1024),
                        help="largest request body in MiB (default 32)")
     add_model_arguments(serve)
@@ -72,7 +87,11 @@ def run_serve(args: argparse.Namespace) -> int:
         key = " (API key required)" if config.api_key else ""
         print(f"hearth-cli: serving the OpenAI API at {config.base_url}{key}; loading the "
               "model (GET /health says when it is ready). Ctrl-C stops.", file=sys.stderr)
-        serve_forever(srv)
+        try:
+            serve_forever(srv)
+        except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it shut down on
+            pass
+        print("hearth-cli: server stopped", file=sys.stderr)
     finally:
         client.close()
     return 0

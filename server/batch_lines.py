@@ -149,11 +149,12 @@ class LineExecutor:
         return embedding_response(vectors, req, model)
 
 
-def output_lines(rows: list[Any], succeeded: bool) -> bytes:
-    """The output (``succeeded``) or error file: one OpenAI batch result per line."""
+def output_lines(rows: list[Any], succeeded: bool | None) -> bytes:
+    """The output (``succeeded``) or error file (not ``succeeded``), or both in input order
+    (None): one OpenAI batch result per line."""
     out = []
     for row in rows:
-        if (row["status"] == "done") != succeeded:
+        if succeeded is not None and (row["status"] == "done") != succeeded:
             continue
         out.append(json.dumps({
             "id": f"batch_req_{row['request_id'] or row['line_no']}",

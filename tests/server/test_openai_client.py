@@ -131,7 +131,8 @@ def test_a_tool_call_is_parsed_into_tool_calls(api: Running) -> None:
                        "required": ["city"]}}}]
     reply = api.client().chat.completions.create(
         model=api.model, temperature=0, max_tokens=40, tools=tools, tool_choice="required",
-        parallel_tool_calls=False, messages=[{"role": "user", "content": "What is the weather in Paris?"}])
+        parallel_tool_calls=False,
+        messages=[{"role": "user", "content": "What is the weather in Paris?"}])
     choice = reply.choices[0]
     assert choice.finish_reason == "tool_calls"
     calls = choice.message.tool_calls
