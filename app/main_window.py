@@ -29,6 +29,7 @@ from app.bridge import Background, EngineBridge
 from app.chat_list import ChatList
 from app.chat_view import ChatView, footer_text
 from app.menus import build_menus
+from app.server_dialog import install_server_menu
 from core.chat.conversation import Conversation, Turn
 from core.chat.history import HistoryStore
 from core.engine import DoneEvent, EngineConfig, ErrorEvent
@@ -63,6 +64,7 @@ class MainWindow(QMainWindow):
         self.setMinimumSize(800, 560)
         self._build()
         build_menus(self)
+        install_server_menu(self)  # Server › Start local server (app/server_dialog.py)
         bridge.loaded.connect(self._on_loaded)
         bridge.loadFailed.connect(self._on_load_failed)
         bridge.textReady.connect(self._on_text)

@@ -8,6 +8,7 @@ Defaults let no one in: 127.0.0.1, no CORS; another host needs ``--api-key``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from collections.abc import Callable
@@ -87,10 +88,8 @@ def run_serve(args: argparse.Namespace) -> int:
         key = " (API key required)" if config.api_key else ""
         print(f"hearth-cli: serving the OpenAI API at {config.base_url}{key}; loading the "
               "model (GET /health says when it is ready). Ctrl-C stops.", file=sys.stderr)
-        try:
+        with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the Ctrl-C
             serve_forever(srv)
-        except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it shut down on
-            pass
         print("hearth-cli: server stopped", file=sys.stderr)
     finally:
         client.close()
