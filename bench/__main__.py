@@ -44,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="skip the memory-prediction check")
     parser.add_argument("--skip-speculative", action="store_true",
                         help="skip speculative decoding (F32 + twin, prompt lookup)")
+    parser.add_argument("--skip-server", action="store_true",
+                        help="skip the local server against llama-server")
     args = parser.parse_args(argv)
     model = args.model or default_model_path()
     rows, setup = bench_engine(model, args.rounds, args.reps)
@@ -58,6 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     cold_start.main([])
     if not args.skip_speculative:
         bench_speculative(args.rounds)
+    if not args.skip_server:
+        from bench import server_bench
+
+        rows_s = server_bench.main(["--model", str(model)])
+        print(f"\nraw samples: {save('server', {'rows': [r.to_dict() for r in rows_s]})}",
+              file=sys.stderr)
     if args.skip_planner:
         return 0
     from bench import planner_verify

@@ -19,8 +19,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cli.generate import add_model_arguments, engine_from_args
-from cli.serve import at_least
+from cli.generate import add_model_arguments
+from cli.serve import at_least, engine_config
+from core.engine.process.client import EngineClient
 from core.errors import ConfigError
 from core.paths import hearth_home
 from server.admission import Admission
@@ -103,11 +104,14 @@ def _run(args: argparse.Namespace, store: BatchStore, batch_id: str) -> dict[str
     assert batch is not None
     if batch["status"] == "completed":
         return store.counts(batch_id)
-    client = engine_from_args(args)
+    client = EngineClient()
     backend: Any = client
     try:
-        loaded = client.loaded
-        slots = args.parallel or (loaded.n_seq_max if loaded else 1) or 1
+        loaded = client.load(engine_config(args))
+        if loaded.fell_back:
+            print(f"hearth-cli: {loaded.message}", file=sys.stderr)
+        engine = max(1, loaded.n_seq_max)
+        slots = min(args.parallel or engine, engine)
         router = ModelRouter(backend)
         admission = Admission(slots, max_queue=0)
         runner = BatchRunner(store=store, executor=LineExecutor(router, admission, None),

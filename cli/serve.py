@@ -59,7 +59,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.set_defaults(func=run_serve)
 
 
-def _engine_config(args: argparse.Namespace) -> EngineConfig:
+def engine_config(args: argparse.Namespace) -> EngineConfig:
     config = EngineConfig(model_path=args.model, n_ctx=args.ctx, n_threads=args.threads,
                           n_gpu_layers=args.gpu_layers)
     # --parallel sizes the engine's sequences where the engine has them (continuous
@@ -84,7 +84,7 @@ def run_serve(args: argparse.Namespace) -> int:
     try:
         router = ModelRouter(backend)
         srv = create_server(router, config)
-        router.load_async(_engine_config(args))
+        router.load_async(engine_config(args))
         key = " (API key required)" if config.api_key else ""
         print(f"hearth-cli: serving the OpenAI API at {config.base_url}{key}; loading the "
               "model (GET /health says when it is ready). Ctrl-C stops.", file=sys.stderr)

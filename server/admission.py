@@ -102,7 +102,9 @@ class Admission:
         """Block until the ticket holds a slot (True) or ``cancel`` is set first (False;
         the ticket has then left the queue)."""
         with self._cond:
-            while not self._may_start(ticket):
+            while ticket.released or not self._may_start(ticket):
+                if ticket.released:  # taken out of the queue by someone else
+                    return False
                 if cancel.is_set():
                     self._waiting[ticket.lane].remove(ticket)
                     ticket.released = True

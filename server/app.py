@@ -44,7 +44,7 @@ class HearthServer:
         self.config = config = config or ServerConfig()
         config.check()
         self.router = router
-        self.admission = Admission(config.parallel or 1, config.max_queue)
+        self.admission = Admission(1, config.max_queue)
         self.metrics = ServerMetrics(self._gauges)
         self.log = RequestLog()
         self.data_dir = Path(config.data_dir) if config.data_dir else hearth_home() / "server"
@@ -55,8 +55,10 @@ class HearthServer:
         self.asgi: ASGIApp = Observe(Guard(self.app, config), self)
 
     def _on_loaded(self, info: LoadedModelInfo) -> None:
-        if self.config.parallel is None:
-            self.admission.resize(max(1, info.n_seq_max))
+        """Admit as many requests at once as the engine decodes together (``parallel``
+        may lower it): never more, since a backend may serve only that many callers."""
+        engine = max(1, info.n_seq_max)
+        self.admission.resize(min(self.config.parallel or engine, engine))
 
     def _gauges(self) -> dict[str, float]:
         return {"queue_depth": self.admission.waiting,

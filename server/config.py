@@ -35,8 +35,8 @@ def is_wildcard(host: str) -> bool:
 @dataclass
 class ServerConfig:
     """``max_queue``: requests allowed to wait beyond the running ones before new ones get
-    429; ``parallel``: requests run at once (None: as many sequences as the model has
-    loaded); ``max_tokens_cap``: the longest reply a request may ask for (None: the
+    429; ``parallel``: requests run at once, at most the sequences the engine loaded (None:
+    all of them); ``max_tokens_cap``: the longest reply a request may ask for (None: the
     context); ``data_dir``: where files and batch state live (None: Hearth's data folder)."""
 
     host: str = "127.0.0.1"

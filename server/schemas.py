@@ -104,6 +104,8 @@ class _Sampling(_Body):
     stream: bool = False
     stream_options: StreamOptions | None = None
     response_format: ResponseFormat | None = None
+    ignore_eos: bool = Field(default=False, description="llama.cpp's: decode past the end "
+                             "of generation (benchmarks need exact reply lengths)")
 
     def stop_list(self) -> list[str]:
         stops = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])

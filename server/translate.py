@@ -141,7 +141,8 @@ def plan_chat(body: ChatCompletionRequest, info: LoadedModelInfo, lane: Lane,
     logprobs = (body.top_logprobs or 0) if body.logprobs else None
     requests = [GenerationRequest(messages=messages, sampling=sampling_of(body, i, grammar),
                                   max_tokens=max_tokens, stop=body.stop_list(),
-                                  logprobs=logprobs, lane=lane, tools=tools_arg)
+                                  logprobs=logprobs, lane=lane, tools=tools_arg,
+                                  ignore_eos=body.ignore_eos)
                 for i in range(body.n)]
     return Plan(requests, mode)
 
@@ -161,6 +162,7 @@ def plan_completion(body: CompletionRequest, info: LoadedModelInfo, lane: Lane,
         for i in range(body.n):
             requests.append(GenerationRequest(
                 prompt=prompt, sampling=sampling_of(body, i, grammar), max_tokens=max_tokens,
-                stop=body.stop_list(), logprobs=body.logprobs, lane=lane))
+                stop=body.stop_list(), logprobs=body.logprobs, lane=lane,
+                ignore_eos=body.ignore_eos))
             echo.append(prompt if body.echo else "")
     return Plan(requests, None, echo)
