@@ -198,7 +198,12 @@ def _p(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def run(model: Path, rounds: int = 2, per_client: int = 2) -> list[Result]:
+def _log(msg: str) -> None:
+    print(f"[server-bench] {msg}", file=sys.stderr, flush=True)
+
+
+def run(model: Path, rounds: int = 2, per_client: int = 2,
+        widths: tuple[int, ...] = WIDTHS, shared: bool = True) -> list[Result]:
     threads = default_threads()
     home = REPO_ROOT / ".cache" / "server-bench-home"
     sides = [start_hearth(model, threads, home), start_llama_server(model, threads)]
@@ -213,16 +218,22 @@ def run(model: Path, rounds: int = 2, per_client: int = 2) -> list[Result]:
             asyncio.run(_load(side, 1, 1, -1))
         for r in range(rounds):
             for side in sides if r % 2 == 0 else sides[::-1]:
-                for width in WIDTHS:
+                for width in widths:
                     phase = asyncio.run(_load(side, width, per_client, r))
+                    _log(f"round {r} {side.name} C={width}: {phase.tok_s:.1f} tok/s, TTFT "
+                         f"p50 {statistics.median(phase.ttft_ms):.0f} ms")
                     add(f"C={width} aggregate tok/s", side, phase.tok_s, True, 0.95)
                     add(f"C={width} TTFT p50 ms", side, statistics.median(phase.ttft_ms),
                         False, 1.1)
                     add(f"C={width} TTFT p99 ms", side, _p(phase.ttft_ms, 0.99), False,
                         float("inf"))
-                shared = asyncio.run(_shared(side, r))
+                if not shared:
+                    continue
+                prefix = asyncio.run(_shared(side, r))
+                _log(f"round {r} {side.name} shared prefix: TTFT p50 "
+                     f"{statistics.median(prefix.ttft_ms):.0f} ms")
                 add("shared 500-tok prefix, 8 clients: TTFT p50 ms", side,
-                    statistics.median(shared.ttft_ms), False, 0.5)
+                    statistics.median(prefix.ttft_ms), False, 0.5)
     finally:
         for side in sides:
             side.close()
@@ -251,8 +262,13 @@ def main(argv: list[str] | None = None) -> list[Result]:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--per-client", type=int, default=2,
                         help="requests each client sends one after another per phase")
+    parser.add_argument("--widths", default=",".join(map(str, WIDTHS)),
+                        help="concurrent clients per phase, comma-separated")
+    parser.add_argument("--no-shared", action="store_true", help="skip the shared prefix")
     args = parser.parse_args(argv)
-    rows = run(args.model or default_model_path(), args.rounds, args.per_client)
+    widths = tuple(int(w) for w in args.widths.split(","))
+    rows = run(args.model or default_model_path(), args.rounds, args.per_client, widths,
+               not args.no_shared)
     print_results(rows, default_threads())
     return rows
 
