@@ -8,6 +8,7 @@ but never reload the model either."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,11 @@ from server.run import ServerThread
 @pytest.fixture(scope="session")
 def server_engine(default_model: Path) -> Iterator[EngineClient]:
     client = EngineClient()
-    client.load(EngineConfig(model_path=default_model, n_ctx=4096))
+    # Eight sequences where the engine batches them (continuous batching): the server then
+    # admits eight requests at once; a one-sequence engine serves them in turn.
+    parallel = {"n_seq_max": 8} if "n_seq_max" in {f.name for f in fields(EngineConfig)} \
+        else {}
+    client.load(EngineConfig(model_path=default_model, n_ctx=4096, **parallel))
     yield client
     client.close()
 

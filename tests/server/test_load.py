@@ -100,3 +100,26 @@ def test_a_disconnect_cancels_the_generation_within_100_ms(api: Running) -> None
     assert entry.finish == "cancelled"
     assert entry.completion_tokens < 3000
     assert api.srv.admission.running == 0
+
+
+def test_an_engine_failure_mid_stream_is_an_error_event(api: Running,
+                                                        server_engine: object) -> None:
+    """The worker dies while a reply streams (as a C crash would end it): the stream ends
+    with ``data: {"error": ...}``, which the openai client raises; the next request gets a
+    fresh worker."""
+    import os
+    import signal
+
+    stream = api.client().completions.create(model=api.model, prompt=LONG, max_tokens=3000,
+                                             temperature=0, stream=True)
+    pieces = iter(stream)
+    assert next(pieces).choices
+    pid = server_engine.worker_pid  # type: ignore[attr-defined]
+    assert pid
+    os.kill(pid, signal.SIGKILL)
+    with pytest.raises(openai.APIError) as caught:
+        for _ in pieces:
+            pass
+    assert "engine process stopped" in caught.value.message
+    after = api.client().completions.create(model=api.model, prompt="Hi", max_tokens=2)
+    assert after.usage.completion_tokens == 2
