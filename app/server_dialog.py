@@ -5,7 +5,8 @@ starts uvicorn on its own thread (never the GUI's), shows the URL with a copy bu
 requests in flight, and a live log of requests. Chats and API requests share the loaded
 model through the engine's scheduler. Server threads report through queued signals only.
 
-Signals: ``entryLogged(object)`` (internal: a request-log entry, from a server thread),
+Signals: ``entryLogged(object, int)`` (internal: a finished request's log line or None,
+and the requests in flight, from a server thread),
 ``started(str)`` / ``failed(str)`` (internal: the outcome of a start).
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QCoreApplication, Qt, Signal, Slot
@@ -40,7 +42,7 @@ LOG_LINES = 500
 
 
 class ServerDialog(QDialog):
-    entryLogged = Signal(object)
+    entryLogged = Signal(object, int)
     started = Signal(str)
     failed = Signal(str)
 
@@ -50,6 +52,7 @@ class ServerDialog(QDialog):
         self.resize(640, 460)
         self.backend = backend
         self.thread_: ServerThread | None = None
+        self._listener: Callable[[LogEntry], None] = lambda _entry: None
         self._build()
         self.entryLogged.connect(self._on_entry, Qt.ConnectionType.QueuedConnection)
         self.started.connect(self._on_started)
@@ -115,8 +118,10 @@ class ServerDialog(QDialog):
         except HearthError as err:
             self._on_failed(str(err))
             return
-        srv.log.subscribe(self.entryLogged.emit)  # from server threads: queued to the GUI
         thread = ServerThread(srv)
+        self._listener = lambda entry: self.entryLogged.emit(  # a snapshot, taken now
+            None if entry.in_flight else entry.line(), srv.log.in_flight)
+        srv.log.subscribe(self._listener)  # called on server threads: queued to the GUI
         self.thread_ = thread
         self.status.setText("Starting…")
         self._update()
@@ -132,7 +137,7 @@ class ServerDialog(QDialog):
     def stop_server(self) -> None:
         thread, self.thread_ = self.thread_, None
         if thread is not None:
-            thread.srv.log.unsubscribe(self.entryLogged.emit)
+            thread.srv.log.unsubscribe(self._listener)
             threading.Thread(target=thread.stop, name="server-stop", daemon=True).start()
         self.status.setText("Stopped")
         self.url.clear()
@@ -157,12 +162,11 @@ class ServerDialog(QDialog):
         self.status.setText(f"Not running: {message}")
         self._update()
 
-    @Slot(object)
-    def _on_entry(self, entry: LogEntry) -> None:
-        if not entry.in_flight:
-            self.log_view.appendPlainText(entry.line())
-        thread = self.thread_
-        self.in_flight.setText(str(thread.srv.log.in_flight if thread else 0))
+    @Slot(object, int)
+    def _on_entry(self, line: str | None, in_flight: int) -> None:
+        if line is not None:
+            self.log_view.appendPlainText(line)
+        self.in_flight.setText(str(in_flight if self.thread_ is not None else 0))
 
     def _update(self) -> None:
         running = self.running

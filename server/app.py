@@ -16,9 +16,8 @@ from collections.abc import AsyncIterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
 
 from core.engine.api import LoadedModelInfo
 from core.paths import hearth_home
@@ -26,11 +25,11 @@ from server.admission import Admission
 from server.batch_runner import BatchRunner
 from server.batch_store import BatchStore
 from server.config import ServerConfig
-from server.errors import APIError, error_body, install_handlers
+from server.errors import error_body, install_handlers
 from server.metrics import ServerMetrics
 from server.models import ModelRouter
 from server.request_log import RequestLog
-from server.security import ASGIApp, BodyTooLarge, Guard, Receive, Scope, Send
+from server.security import ASGIApp, Guard, Receive, Scope, Send
 
 log = logging.getLogger("hearth.server")
 _IDS = re.compile(r"/(file|batch)[-_][A-Za-z0-9_-]+")
@@ -90,10 +89,6 @@ def _build_app(srv: HearthServer) -> FastAPI:
                   lifespan=lifespan)
     app.state.hearth = srv
     install_handlers(app)
-
-    @app.exception_handler(BodyTooLarge)
-    async def too_large(_request: Request, err: BodyTooLarge) -> JSONResponse:
-        return APIError(413, str(err), code="body_too_large").response()
 
     from server import batch_routes, routes
 

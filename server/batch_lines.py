@@ -102,14 +102,12 @@ class LineExecutor:
              on_start: Callable[[], None] | None) -> tuple[int, dict[str, Any]] | str:
         if endpoint == "/v1/embeddings":
             req = EmbeddingRequest.model_validate(body)
-            backend, model = self.router.backend_for(req.model)
+            backend, model, _ = self.router.backend_for(req.model)
             embedded = self._embed(backend, req, model, cancel, on_start)
             return RETRY if embedded is None else (200, embedded)
         chat = endpoint == "/v1/chat/completions"
         parsed = (ChatCompletionRequest if chat else CompletionRequest).model_validate(body)
-        backend, model = self.router.backend_for(parsed.model)
-        info = backend.loaded
-        assert info is not None
+        backend, model, info = self.router.backend_for(parsed.model)
         plan = plan_chat(parsed, info, "bulk", self.cap) if isinstance(
             parsed, ChatCompletionRequest) else plan_completion(parsed, info, "bulk", self.cap)
         results = []

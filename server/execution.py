@@ -127,6 +127,8 @@ class Run:
         self.open = n  # choices without their final event yet
         self._loop = loop
         self.on_final: FinalHook | None = None
+        self._unsettled = n  # choice threads still finishing (recording their results)
+        self._settled = asyncio.Event()
 
     @classmethod
     def start(cls, backend: EngineBackend, admission: Admission,
@@ -152,14 +154,31 @@ class Run:
             with contextlib.suppress(RuntimeError):  # the loop is gone (server stopping)
                 self._loop.call_soon_threadsafe(self.queue.put_nowait, (index, event))
 
-        final = run_admitted(backend, admission, ticket, request, self.cancel_flag, sink)
-        t_end = time.perf_counter_ns()
-        self.results[index].t_end_ns = t_end
-        if self.on_final is not None:
-            try:
-                self.on_final(final, t_end)
-            except Exception:
-                log.exception("server: recording a finished request failed")
+        try:
+            final = run_admitted(backend, admission, ticket, request, self.cancel_flag, sink)
+            t_end = time.perf_counter_ns()
+            self.results[index].t_end_ns = t_end
+            if self.on_final is not None:
+                try:
+                    self.on_final(final, t_end)
+                except Exception:
+                    log.exception("server: recording a finished request failed")
+        except Exception as err:  # never leave a reader waiting for this choice
+            log.exception("server: a request's thread failed")
+            sink(ErrorEvent(f"The server failed running the request: {err}", "ServerError"))
+        finally:
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._one_settled)
+
+    def _one_settled(self) -> None:
+        self._unsettled -= 1
+        if self._unsettled <= 0:
+            self._settled.set()
+
+    async def settled(self) -> None:
+        """Wait until every choice's thread has recorded its result (tokens, finish) —
+        a moment after its final event: the request log line is then complete."""
+        await self._settled.wait()
 
     def cancel(self) -> None:
         self.cancel_flag.set()
@@ -180,6 +199,7 @@ class Run:
     async def collect(self) -> list[ChoiceResult]:
         while not self.finished:
             await self.next()
+        await self.settled()
         return self.results
 
 

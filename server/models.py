@@ -33,10 +33,19 @@ class Served:
     loading: bool = False
     error: str | None = None
     created: int = field(default_factory=lambda: int(time.time()))
+    last_info: LoadedModelInfo | None = None
 
     @property
     def info(self) -> LoadedModelInfo | None:
-        return self.backend.loaded
+        """What the backend has loaded, or had: after a worker crash the local engine
+        forgets its model until the next request restarts it, and that request must be
+        let through (it is what restarts the engine), not refused as "no model"."""
+        info = self.backend.loaded
+        if info is not None:
+            self.last_info = info
+        elif self.error is not None:
+            return None
+        return info or self.last_info
 
     def names(self) -> list[str]:
         info = self.info
@@ -72,7 +81,7 @@ class ModelRouter:
     def load_async(self, config: EngineConfig) -> threading.Thread:
         """Load a model in the background; failures are kept for /health and the log."""
         served = self.served
-        served.loading, served.error = True, None
+        served.loading, served.error, served.last_info = True, None, None
 
         def job() -> None:
             try:
@@ -97,14 +106,15 @@ class ModelRouter:
     def all(self) -> list[Served]:
         return [self.served]
 
-    def backend_for(self, model: str | None) -> tuple[EngineBackend, str]:
-        """The backend for a request's ``model`` and the name to answer with; an
-        :class:`APIError` when no such model is served or it is not ready."""
+    def backend_for(self, model: str | None) -> tuple[EngineBackend, str, LoadedModelInfo]:
+        """The backend for a request's ``model``, the name to answer with and what it has
+        loaded; an :class:`APIError` when no such model is served or it is not ready."""
         served = self.served
         if served.loading:
             raise APIError(503, "The model is still loading; retry in a few seconds.",
                            code="model_loading", retry_after_s=2)
-        if served.info is None:
+        info = served.info
+        if info is None:
             why = f" ({served.error})" if served.error else ""
             raise APIError(503, f"No model is loaded{why}.", code="model_not_loaded",
                            retry_after_s=5)
@@ -113,4 +123,4 @@ class ModelRouter:
             raise APIError(404, f"The model '{model}' is not served here; use one of: "
                            f"{', '.join(names)} (GET /v1/models lists them).",
                            code="model_not_found", param="model")
-        return served.backend, served.public_name
+        return served.backend, served.public_name, info

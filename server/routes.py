@@ -102,8 +102,8 @@ async def _first(srv: Any, request: Request, run: Run) -> tuple[int, Event]:
 @router.post("/v1/chat/completions", tags=["chat"])
 async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any:
     srv = _srv(request)
-    backend, model = srv.router.backend_for(body.model)
-    plan = plan_chat(body, backend.loaded, _lane(request), srv.config.max_tokens_cap)
+    backend, model, info = srv.router.backend_for(body.model)
+    plan = plan_chat(body, info, _lane(request), srv.config.max_tokens_cap)
     run = start_run(srv, request, backend, plan.requests, model)
     if body.stream:
         first = await _first(srv, request, run)
@@ -119,8 +119,8 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any
 @router.post("/v1/completions", tags=["completions"])
 async def completions(body: CompletionRequest, request: Request) -> Any:
     srv = _srv(request)
-    backend, model = srv.router.backend_for(body.model)
-    plan = plan_completion(body, backend.loaded, _lane(request), srv.config.max_tokens_cap)
+    backend, model, info = srv.router.backend_for(body.model)
+    plan = plan_completion(body, info, _lane(request), srv.config.max_tokens_cap)
     run = start_run(srv, request, backend, plan.requests, model)
     want_logprobs = body.logprobs is not None
     if body.stream:
@@ -141,7 +141,7 @@ def _lane(request: Request) -> Lane:
 @router.post("/v1/embeddings", tags=["embeddings"])
 async def embeddings(body: EmbeddingRequest, request: Request) -> Any:
     srv = _srv(request)
-    backend, model = srv.router.backend_for(body.model)
+    backend, model, _ = srv.router.backend_for(body.model)
     texts = [body.input] if isinstance(body.input, str) else list(body.input)
     if not texts or len(texts) > MAX_EMBED_INPUTS:
         raise APIError(400, f"'input' needs 1 to {MAX_EMBED_INPUTS} texts.",

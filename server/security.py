@@ -77,7 +77,17 @@ class Guard:
                         message)
             await _reply(send, status, error_body(status, message, code))
             return
-        await self.app(scope, _limited(receive, self.config.max_body_bytes), send)
+        if "content-length" in headers or scope.get("method") in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        # A body without Content-Length (chunked) is read here up to the limit, so a body
+        # that passes it is a 413 before any of it reaches the app.
+        buffered = await _read_limited(receive, self.config.max_body_bytes)
+        if buffered is None:
+            limit = self.config.max_body_bytes
+            await _reply(send, 413, error_body(413, _too_big(limit), "body_too_large"))
+            return
+        await self.app(scope, _replay(buffered, receive), send)
 
     def _refusal(self, scope: Scope, headers: dict[str, str]) -> tuple[int, str, str] | None:
         host = _host_name(headers.get("host", ""))
@@ -129,23 +139,35 @@ def _too_big(limit: int) -> str:
     return f"The request body is larger than this server's limit of {limit // 1024} KiB."
 
 
-class BodyTooLarge(Exception):
-    """Raised inside ``receive`` when a body without Content-Length passes the limit."""
-
-
-def _limited(receive: Receive, limit: int) -> Receive:
-    seen = 0
-
-    async def wrapped() -> Message:
-        nonlocal seen
+async def _read_limited(receive: Receive, limit: int) -> bytes | None:
+    """The whole body, or None once it passes ``limit`` (or the client left)."""
+    parts: list[bytes] = []
+    size = 0
+    while True:
         message = await receive()
-        if message.get("type") == "http.request":
-            seen += len(message.get("body", b""))
-            if seen > limit:
-                raise BodyTooLarge(_too_big(limit))
-        return message
+        if message.get("type") != "http.request":
+            return None
+        body = message.get("body", b"")
+        size += len(body)
+        if size > limit:
+            return None
+        parts.append(body)
+        if not message.get("more_body", False):
+            return b"".join(parts)
 
-    return wrapped
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """Hand the buffered body over once, then the connection's own messages (disconnect)."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
 
 
 async def _reply(send: Send, status: int, body: dict[str, Any]) -> None:

@@ -79,6 +79,7 @@ async def chat_stream(run: Run, first: tuple[int, Event], model: str, mode: Tool
                 yield sse({"error": error_of(event).body()["error"]})
                 yield DONE
                 return
+        await run.settled()
         if include_usage:
             yield sse(chat_chunk(cid, created, model, [], usage_of(run.results), True))
         yield DONE
@@ -112,6 +113,7 @@ async def completion_stream(run: Run, first: tuple[int, Event], model: str, echo
                 yield sse({"error": error_of(event).body()["error"]})
                 yield DONE
                 return
+        await run.settled()
         if include_usage:
             yield sse(completion_chunk(cid, created, model, [], usage_of(run.results, n), True))
         yield DONE
