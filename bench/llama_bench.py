@@ -1,4 +1,5 @@
-"""llama.cpp's own tools (``llama-bench``, ``llama-batched-bench``, ``llama-server``), built
+"""llama.cpp's own tools (``llama-bench``, ``llama-batched-bench``, ``llama-server``,
+``llama-perplexity``), built
 from the sources the engine runs: the peers Hearth is measured against and tested with.
 
 The installed llama-cpp-python was built from the llama.cpp it vendors in its sdist; this
@@ -51,14 +52,13 @@ def _sources(pkg_version: str) -> Path:
     return vendored
 
 
-TOOLS = ("llama-bench", "llama-batched-bench", "llama-server")
+TOOLS = ("llama-bench", "llama-batched-bench", "llama-server", "llama-perplexity")
 
 
 def ensure_tool(name: str) -> Path:
-    """Path to a built llama.cpp tool (``llama-bench``, ``llama-batched-bench`` or
-    ``llama-server``). The first call builds all three at once (they share ggml and llama:
-    one build costs little more than one tool; a few minutes on 2 cores), later calls and
-    later runs find them in the cache."""
+    """Path to a built llama.cpp tool (one of :data:`TOOLS`). The first call builds them all
+    at once (they share ggml and llama: one build costs little more than one tool; a few
+    minutes on 2 cores), later calls and later runs find them in the cache."""
     if name not in TOOLS:
         raise ValueError(f"unknown llama.cpp tool {name!r}; one of {', '.join(TOOLS)}")
     pkg_version = version("llama-cpp-python")
