@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from cli.generate import add_model_arguments
-from cli.serve import at_least, engine_config
+from cli.serve import engine_config, resolve_parallel
 from core.engine.process.client import EngineClient
 from core.errors import ConfigError
 from core.paths import hearth_home
@@ -38,11 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     batch = subparsers.add_parser("batch", help="run an OpenAI batch file (JSONL) here")
     batch.add_argument("input", type=Path, metavar="IN.jsonl")
     batch.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.jsonl")
-    batch.add_argument("--parallel", type=at_least(1),
-                       help="lines run at once (default: the engine's sequences)")
     batch.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_model_arguments(batch)
-    batch.set_defaults(func=run_batch)
+    batch.set_defaults(func=run_batch, parallel=None, preset="top-p", temperature=0.8)
 
 
 def _endpoint(data: bytes) -> str:
@@ -77,6 +75,7 @@ def _load(args: argparse.Namespace) -> tuple[bytes, str, list[tuple[str, dict[st
 
 def run_batch(args: argparse.Namespace) -> int:
     data, endpoint, lines = _load(args)
+    resolve_parallel(args)
     output = args.output.resolve()
     job = hashlib.sha256(data + str(output).encode()).hexdigest()[:24]
     batch_id = f"batch_cli_{job}"

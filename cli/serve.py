@@ -48,30 +48,40 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="allow browser pages from this origin (repeatable; default none)")
     serve.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
                        help="another Host name clients use to reach this server")
-    serve.add_argument("--parallel", type=at_least(1),
-                       help="requests decoded at once (default: what the engine loaded)")
     serve.add_argument("--max-queue", type=at_least(0), default=64,
                        help="requests that may wait before new ones get 429 (default 64)")
     serve.add_argument("--max-body-mb", type=at_least(1),
                        default=DEFAULT_BODY_LIMIT // (1024 * 1024),
                        help="largest request body in MiB (default 32)")
     add_model_arguments(serve)
-    serve.set_defaults(func=run_serve)
+    # --parallel left out: SERVE_PARALLEL sequences (or the profile's); the sampling
+    # defaults only let --profile run (each request brings its own sampling).
+    serve.set_defaults(func=run_serve, parallel=None, preset="top-p", temperature=0.8)
+
+
+SERVE_PARALLEL = 4  # requests decoded together by default (each gets n_ctx / 4 of the cache)
+
+
+def resolve_parallel(args: argparse.Namespace, default: int = SERVE_PARALLEL) -> None:
+    """Settle ``--parallel`` (and ``--profile``, which may choose it and the model)."""
+    asked = args.parallel is not None
+    if args.profile:
+        from cli.plan import apply_profile
+
+        if not asked:
+            args.parallel = 1  # "not asked": the profile decides
+        apply_profile(args)
+    elif not asked:
+        args.parallel = default
 
 
 def engine_config(args: argparse.Namespace) -> EngineConfig:
-    config = EngineConfig(model_path=args.model, n_ctx=args.ctx, n_threads=args.threads,
-                          n_gpu_layers=args.gpu_layers)
-    # --parallel sizes the engine's sequences where the engine has them (continuous
-    # batching); the server's admission honours it either way.
-    for name in ("n_seq_max", "parallel"):
-        if args.parallel and hasattr(config, name):
-            setattr(config, name, args.parallel)
-            break
-    return config
+    return EngineConfig(model_path=args.model, n_ctx=args.ctx, n_threads=args.threads,
+                        n_gpu_layers=args.gpu_layers, n_seq_max=args.parallel)
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    resolve_parallel(args)
     config = ServerConfig(host=args.host, port=args.port, api_key=args.api_key or None,
                           cors_origins=args.cors_origin, allowed_hosts=args.allowed_host,
                           parallel=args.parallel, max_queue=args.max_queue,

@@ -85,9 +85,12 @@ def schema_grammar(schema: dict[str, Any], param: str) -> str:
 
 
 def max_tokens_of(requested: int | None, info: LoadedModelInfo, cap: int | None) -> int:
+    """The reply's token limit. Left out, it is one sequence's share of the context (the
+    engine admits a request when its prompt plus this limit fits beside the running ones,
+    so a limit of the whole context would make every such request run alone)."""
     limit = cap if cap is not None else info.n_ctx
     if requested is None:
-        return limit
+        return min(limit, max(16, info.n_ctx // max(1, info.n_seq_max)))
     if cap is not None and requested > cap:
         raise APIError(400, f"max_tokens is {requested}, but this server allows at most {cap}.",
                        code="max_tokens_too_large", param="max_tokens")
