@@ -40,6 +40,31 @@ FinalHook = Callable[[DoneEvent | ErrorEvent, int], None]
 CANCELLED = "Cancelled"
 
 
+class CancelFlag(threading.Event):
+    """A cancel flag that also runs callbacks the moment it is set, so a stream that can be
+    cancelled by id (``EventStream.cancel``) stops at once, not at its next token."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._callbacks: list[Callable[[], None]] = []
+        self._lock = threading.Lock()
+
+    def on_set(self, callback: Callable[[], None]) -> None:
+        with self._lock:
+            self._callbacks.append(callback)
+            already = self.is_set()
+        if already:
+            callback()
+
+    def set(self) -> None:
+        super().set()
+        with self._lock:
+            callbacks = list(self._callbacks)
+        for callback in callbacks:
+            with contextlib.suppress(Exception):
+                callback()
+
+
 def drive(backend: EngineBackend, request: GenerationRequest, cancel: threading.Event,
           sink: Sink) -> DoneEvent | ErrorEvent:
     """Stream one request into ``sink`` until its final event, or until ``cancel`` is set
@@ -51,6 +76,9 @@ def drive(backend: EngineBackend, request: GenerationRequest, cancel: threading.
         final = ErrorEvent(str(err), type(err).__name__)
         sink(final)
         return final
+    stop = getattr(events, "cancel", None)
+    if isinstance(cancel, CancelFlag) and callable(stop):
+        cancel.on_set(stop)  # the worker stops the request now, not after its next token
     try:
         for event in events:
             sink(event)
@@ -121,7 +149,7 @@ class Run:
     ``QueueFull`` before anything runs); read with :meth:`next` or :meth:`collect`."""
 
     def __init__(self, n: int, loop: asyncio.AbstractEventLoop) -> None:
-        self.cancel_flag = threading.Event()
+        self.cancel_flag = CancelFlag()
         self.queue: asyncio.Queue[tuple[int, Event]] = asyncio.Queue()
         self.results = [ChoiceResult(i) for i in range(n)]
         self.open = n  # choices without their final event yet
