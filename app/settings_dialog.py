@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.message_input import SEND_KEYS
 from core.engine.sampling import PRESETS
 from core.errors import ConfigError
 from core.settings import Settings
@@ -96,6 +97,11 @@ class SettingsDialog(QDialog):
         self.offline = QCheckBox("Never use the network")
         self.offline.setChecked(s.offline)
         form.addRow("Offline mode", self.offline)
+        self.send_with = QComboBox()
+        for key, text in SEND_KEYS.items():
+            self.send_with.addItem(text, key)
+        self.send_with.setCurrentIndex(max(0, self.send_with.findData(s.send_with)))
+        form.addRow("Sending messages", self.send_with)
         self.price = _dspin(0.0, 10.0, s.electricity_price_kwh, 0.01, 3)
         self.price.setSuffix(" $/kWh")
         form.addRow("Electricity price", self.price)
@@ -128,7 +134,8 @@ class SettingsDialog(QDialog):
             top_p=self.top_p.value(), min_p=self.min_p.value(),
             repeat_penalty=self.repeat_penalty.value(), max_tokens=self.max_tokens.value(),
             memory_headroom_pct=self.headroom.value(), models_dir=self.models_dir.text().strip(),
-            offline=self.offline.isChecked(), electricity_price_kwh=self.price.value())
+            offline=self.offline.isChecked(), electricity_price_kwh=self.price.value(),
+            send_with=self.send_with.currentData())
 
     def accept(self) -> None:
         try:

@@ -79,11 +79,12 @@ SCALED_SCRIPT = """
 import sys
 from PySide6.QtWidgets import QApplication
 from app.bridge import EngineBridge
+from app.main import local_engine
 from app.main_window import MainWindow
 from core.chat.history import HistoryStore
 from core.settings import Settings
 app = QApplication([])
-window = MainWindow(Settings(), HistoryStore(), EngineBridge())
+window = MainWindow(Settings(), HistoryStore(), EngineBridge(local_engine()))
 window.resize(1024, 700)
 window.show()
 window.view.add("user", "How do I reverse a list in Python?")
