@@ -226,12 +226,16 @@ def launch(app, args: argparse.Namespace,
 
         try:
             return chat_model_path()
-        except ModelFileError as err:
-            log.warning("chat model unavailable, using the base model: %s", err)
+        except ModelFileError as err:  # said to the user once the fallback is chosen
+            fallback_notes.append(f"{err} Using the base model Gemma 3 270M meanwhile.")
             return default_model_path()
+
+    fallback_notes: list[str] = []
 
     def resolved(path: Path) -> None:
         _milestone(args.timings, "model_ready")
+        for note in fallback_notes:
+            window.report_error(note)
         progress.loading(path.name)
         window.load_model(path)
 

@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import QCloseEvent, QDesktopServices, QShowEvent
+from PySide6.QtGui import QCloseEvent, QDesktopServices, QGuiApplication, QShowEvent
 from PySide6.QtWidgets import QMainWindow, QMessageBox, QToolButton
 
 from app.bridge import Background, EngineBridge
@@ -22,6 +22,7 @@ from app.chat_view import footer_text
 from app.layout import build_central, dock_width
 from app.menus import build_menus
 from app.metrics_panel import MetricsPanel
+from app.responsiveness import settle_heap
 from core.chat.conversation import Conversation, Turn
 from core.chat.history import HistoryStore
 from core.chat.session import ChatSession
@@ -58,7 +59,7 @@ class MainWindow(QMainWindow):
         self.error_dialog: QMessageBox | None = None
         self.welcome = None  # the first-run card (app.first_run), gone after a message
         self.setWindowTitle("Hearth")
-        self.resize(1280, 800)
+        self._first_size()
         self.setMinimumSize(800, 560)
         build_central(self)
         self.panel = MetricsPanel(bridge, None, None, self)
@@ -84,6 +85,7 @@ class MainWindow(QMainWindow):
             self.open_chat(settings.last_chat_id)
         self._update_buttons()
         QTimer.singleShot(0, self._start_sampler)
+        settle_heap()  # long-lived objects out of every later collection (a stall cause)
 
     @property
     def conversation(self) -> Conversation:
@@ -103,6 +105,16 @@ class MainWindow(QMainWindow):
         QDesktopServices.openUrl(QUrl.fromLocalFile(str(log_dir())))
 
     # -- layout ------------------------------------------------------------------------
+    def _first_size(self) -> None:
+        """1280×800, or nine tenths of a smaller screen."""
+        screen = QGuiApplication.primaryScreen()
+        area = screen.availableGeometry() if screen is not None else None
+        width, height = 1280, 800
+        if area is not None and area.width() > 0:
+            width = min(width, int(area.width() * 0.9))
+            height = min(height, int(area.height() * 0.9))
+        self.resize(max(width, 800), max(height, 560))
+
     def _restore_layout(self) -> None:
         """The window as the user left it; on first launch the panel takes about a third."""
         s = self.settings

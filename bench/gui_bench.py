@@ -23,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,12 +128,28 @@ def cli_reply(model: Path) -> Decode:
     return Decode.of(done["metrics"], done["text"])
 
 
-def decode_rows(model: Path, rounds: int = 2) -> dict[str, list[Decode]]:
+def _quiet(max_load: float | None, patience_s: float = 1800) -> float:
+    """Wait (up to ``patience_s``) until the 1-minute load is below ``max_load``; returns
+    the load when the run starts (a shared machine's other work is the bench's noise)."""
+    waited = 0.0
+    while max_load is not None and os.getloadavg()[0] >= max_load and waited < patience_s:
+        time.sleep(5)
+        waited += 5
+    return os.getloadavg()[0]
+
+
+def decode_rows(model: Path, rounds: int = 2,
+                max_load: float | None = None) -> dict[str, list[Decode]]:
     """Alternate window and CLI runs so drift in the machine's load hits both alike."""
     runs: dict[str, list[Decode]] = {"window": [], "cli": []}
-    for _ in range(rounds):
-        runs["window"].append(window_reply(model))
-        runs["cli"].append(cli_reply(model))
+    for i in range(rounds):
+        for side, measure in (("window", window_reply), ("cli", cli_reply)):
+            load = _quiet(max_load)
+            d = measure(model)
+            runs[side].append(d)
+            print(f"  round {i + 1} {side:<6} {d.tok_s:6.1f} tok/s (first {EDGE}: "
+                  f"{d.first:.1f}, last {EDGE}: {d.last:.1f}; load {load:.2f} -> "
+                  f"{os.getloadavg()[0]:.2f})", file=sys.stderr, flush=True)
     return runs
 
 
@@ -177,12 +194,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, help="GGUF (default: the bundled Gemma)")
     parser.add_argument("--rounds", type=int, default=2, help="window/CLI pairs")
     parser.add_argument("--decode-only", action="store_true")
+    parser.add_argument("--max-load", type=float,
+                        help="wait before each run until the 1-minute load is below this")
     args = parser.parse_args(argv or [])
     if args.model is None:
         from core.models.bundled import default_model_path
 
         args.model = default_model_path()
-    print_decode(decode_rows(args.model, args.rounds))
+    print_decode(decode_rows(args.model, args.rounds, args.max_load))
     if args.decode_only:
         return 0
     results = run()

@@ -162,6 +162,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     chat.add_argument("--save", action="store_true",
                       help="keep the chat in Hearth's history (the app lists it)")
     add_model_arguments(chat)
+    chat.set_defaults(model=None)  # the bundled chat model (see run_chat)
     add_speculation_arguments(chat)
     add_sampling_arguments(chat)
     chat.set_defaults(func=run_chat)
@@ -239,6 +240,14 @@ def run_chat(args: argparse.Namespace) -> int:
     def report(err: Exception) -> None:
         print(f"hearth-cli: could not save the chat: {err}", file=sys.stderr)
 
+    if args.model is None:  # an instruct model answers; the base model would continue text
+        from core.errors import ModelFileError
+        from core.models.chat_model import chat_model_path
+
+        try:
+            args.model = chat_model_path()
+        except ModelFileError as err:
+            print(f"hearth-cli: {err} Using the bundled base model.", file=sys.stderr)
     store = HistoryStore() if args.save else None
     session = ChatSession(store, on_error=report)
     sampling = sampling_from_args(args)

@@ -62,10 +62,11 @@ class Conversation:
 
     def messages(self) -> list[ChatMessage]:
         """What the model sees: the system prompt and every finished user/assistant turn
-        (a cancelled reply's partial text included: it is what the user saw)."""
+        (a cancelled reply's partial text included: it is what the user saw; a reply that
+        failed before its first word is not a turn of the conversation)."""
         out = [ChatMessage("system", self.system_prompt)] if self.system_prompt.strip() else []
         out += [ChatMessage(t.role, t.content) for t in self.turns  # type: ignore[arg-type]
-                if t.role in ("user", "assistant") and (t.complete or t.content)]
+                if t.role == "user" or (t.role == "assistant" and t.content)]
         return out
 
     def request(self, sampling: SamplingParams, max_tokens: int,

@@ -65,3 +65,4 @@ def chat_model_path(directory: Path | None = None) -> Path:
         damaged=f"The bundled chat model is damaged (sha256 mismatch); reinstall it with "
                 f"'{_REINSTALL}'.",
         missing=f"The bundled chat model's file is missing; reinstall it with '{_REINSTALL}'")
+
