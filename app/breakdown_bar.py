@@ -66,9 +66,9 @@ class BreakdownBar(QWidget):
     def set_phases(self, phases: list[tuple[str, float, float]]) -> None:
         self.bar.phases = phases
         self.setToolTip("\n".join(f"{n}: {ms_text(ms)} ({pct:.1f}%)" for n, ms, pct in phases))
-        self.legend.setText(" &nbsp; ".join(
-            f"<span style='color:{PHASE_COLORS.get(n, '#777')}'>■</span> {n} {ms_text(ms)}"
-            for n, ms, _pct in phases))
+        self.legend.setText(" &nbsp; ".join(  # an entry never breaks across lines
+            f"<span style='color:{PHASE_COLORS.get(n, '#777')}'>■</span>&nbsp;"
+            + f"{n} {ms_text(ms)}".replace(" ", "&nbsp;") for n, ms, _pct in phases))
         self.bar.update()
 
     def labels(self) -> list[str]:

@@ -60,7 +60,7 @@ def test_panel_updates_during_stream(qtbot, make_window, tmp_path: Path) -> None
     labels = panel.bar.labels()
     assert [label.split()[0] for label in labels] == [p.name for p in acc.phases]
     assert all(label.endswith(" ms") for label in labels)
-    assert all(label.split(" ", 1)[1] in panel.bar.legend.text() for label in labels)
+    assert all(label.replace(" ", "&nbsp;") in panel.bar.legend.text() for label in labels)
     assert panel.labels["session"].text().startswith("1 reply,")
     csv = panel.export_csv(str(tmp_path / "session.csv"))
     assert csv is not None and len(csv.read_text().splitlines()) == 2  # header + one reply
