@@ -1,6 +1,7 @@
 """Qt adapters over the core: the GUI thread never calls the engine, the network or the disk.
 
-:class:`EngineBridge` owns an ``EngineClient`` on its own thread and turns its event stream
+:class:`EngineBridge` owns an engine (any ``EngineBackend``: the local worker's
+``EngineClient``, a remote engine) on its own thread and turns its event stream
 into queued signals, coalescing text so the view updates at most once per frame.
 :class:`Background` runs any blocking call (history, library scan, hub search) on a worker
 thread and delivers the result back on the GUI thread.
@@ -17,6 +18,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from core.engine import DoneEvent, EngineConfig, ErrorEvent, GenerationRequest, TextEvent
+from core.engine.api import EngineBackend
 from core.engine.process.client import EngineClient
 from core.engine.process.worker import WorkerOptions
 from core.errors import HearthError
@@ -91,13 +93,15 @@ class EngineBridge(QObject):
     _wake = Signal()
     _loadDone = Signal(object, object)
 
-    def __init__(self, client: EngineClient | None = None, parent: QObject | None = None) -> None:
+    def __init__(self, client: EngineBackend | None = None,
+                 parent: QObject | None = None) -> None:
         super().__init__(parent)
         # The engine runs niced below the window: on a machine whose cores it fills, the
         # GUI thread still gets a core the moment it wakes (measured: event-loop stalls
         # 55-75 ms -> 15-22 ms while streaming and downloading on 2 cores). The cost: other
         # busy programs slow the engine more than they would at equal priority.
-        self.client = client or EngineClient(WorkerOptions(nice=5))
+        self.client: EngineBackend = client or EngineClient(WorkerOptions(nice=5))
+        self._local = self.client if isinstance(self.client, EngineClient) else None
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="engine")
         self._lock = threading.Lock()
         self._pending: list[str] = []
@@ -114,16 +118,27 @@ class EngineBridge(QObject):
         self.busy = False
 
     # -- commands (GUI thread) -----------------------------------------------------------
-    def load(self, config: EngineConfig) -> None:
+    def load(self, config: EngineConfig, backend: EngineBackend | None = None) -> None:
+        """Load ``config`` in the local worker, or switch to ``backend`` (a remote engine)
+        once it answers: the previous remote one is then closed, the local model unloaded
+        (its memory freed; the worker stays for the way back). A backend that fails to load
+        leaves the current engine as it was."""
         self._set_busy(True)
 
         def job() -> None:
             try:
-                self._loadDone.emit(self.client.load(config), None)
-            except HearthError as err:
-                self._loadDone.emit(None, str(err))
+                if backend is None:
+                    self._switch(None)
+                    info = self.client.load(config)
+                else:
+                    info = backend.load(config)
+                    self._switch(backend)
+                self._loadDone.emit(info, None)
             except Exception as err:  # an unexpected failure is still a message, not a crash
-                self._loadDone.emit(None, f"Loading failed unexpectedly: {err}")
+                if backend is not None and backend is not self.client:
+                    backend.close()
+                self._loadDone.emit(None, str(err) if isinstance(err, HearthError)
+                                    else f"Loading failed unexpectedly: {err}")
 
         self._pool.submit(job)
 
@@ -149,6 +164,21 @@ class EngineBridge(QObject):
         self.client.cancel()
         self._pool.shutdown(wait=True)
         self.client.close()
+        if self._local is not None and self._local is not self.client:
+            self._local.close()
+
+    def _switch(self, backend: EngineBackend | None) -> None:
+        """On the engine thread: make ``backend`` (None: the local worker) the engine."""
+        if backend is None:
+            self._local = self._local or EngineClient(WorkerOptions(nice=5))
+            backend = self._local
+        if backend is self.client:
+            return
+        old, self.client = self.client, backend
+        if old is self._local:
+            old.unload()
+        else:
+            old.close()
 
     # -- engine thread -------------------------------------------------------------------
     def _run(self, request: GenerationRequest) -> None:

@@ -34,4 +34,11 @@ def build_menus(window: Any) -> None:
     window.view_menu = window.menuBar().addMenu("&View")
     settings_menu = window.menuBar().addMenu("&Settings")
     action(settings_menu, "&Preferences…", window.open_settings, "Ctrl+,")
+    action(settings_menu, "&Engines…", lambda: _engines(window))
+
+
+def _engines(window: Any) -> None:
+    from app.engines_dialog import open_engines  # its network stack loads when first used
+
+    window.engines_dialog = open_engines(window)
 

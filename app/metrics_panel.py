@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pyqtgraph as pg
@@ -27,7 +28,9 @@ from PySide6.QtWidgets import (
 
 from core.telemetry import CostSettings, RequestAccounting, SessionLedger, TelemetrySampler
 from core.telemetry import account as account_request
+from core.telemetry.accounting import EnergyIntegral, accounting_for
 
+REMOTE = "unknown (remote engine)"
 UPDATE_MS = 100  # 10 Hz at most: the panel must never steal the event loop
 POWER_WINDOW_S = 180
 PHASE_COLORS = {"tokenize": "#8e44ad", "prefill": "#e67e22", "decode": "#2980b9",
@@ -132,7 +135,11 @@ class MetricsPanel(QDockWidget):
 
         if not isinstance(done, DoneEvent):
             return None
-        acc = account_request(self.sampler, done, prices=self.prices)
+        if self._remote():  # this machine's power says nothing about the remote one's
+            acc = replace(accounting_for(done, [], formula=REMOTE, prices=self.prices),
+                          energy=EnergyIntegral(None, REMOTE, 0, 0.0, None))
+        else:
+            acc = account_request(self.sampler, done, prices=self.prices)
         self.ledger.add(acc)
         self.last = acc
         self._show_last(acc, done.metrics.speculative)
@@ -178,8 +185,10 @@ class MetricsPanel(QDockWidget):
             self.power_curve.setData([(t - now) / 1e9 for t, _ in powered],
                                      [p for _, p in powered])
         latest = samples[-1] if samples else None
+        if self._remote():
+            self.labels["power"].setText(REMOTE)
         if latest is not None:
-            if latest.power_w is not None:
+            if latest.power_w is not None and not self._remote():
                 self.labels["power"].setText(f"{latest.power_w:.1f} W ({latest.label})")
             cpu = f"{latest.cpu_percent:.0f}%" if latest.cpu_percent is not None else "—"
             rss = f"{latest.rss_bytes / 2**20:.0f} MiB" if latest.rss_bytes else "—"
@@ -206,14 +215,24 @@ class MetricsPanel(QDockWidget):
             self.labels["cost"].setText(
                 f"${acc.cost_usd:.6f} (${per_1k:.5f}/1k tokens; cloud reference "
                 f"${self.prices.cloud_usd_per_1k_tokens:.3f}/1k)")
+        elif label == REMOTE:
+            self.labels["energy"].setText(REMOTE)
+            self.labels["cost"].setText(REMOTE)
         totals = self.ledger.totals()
+        remote = sum(r.energy.label == REMOTE for r in self.ledger.requests())
         self.labels["session"].setText(
             f"{totals.requests} replies, {totals.generated_tokens} tokens, "
-            f"{totals.joules:.1f} J, ${totals.cost_usd:.6f} ({totals.label})")
+            f"{totals.joules:.1f} J, ${totals.cost_usd:.6f} ({totals.label})"
+            + (f"; energy of {remote} remote replies unknown" if remote else ""))
         if speculative:
             rate = speculative.get("acceptance_rate", 0.0)
             self.labels["speculation"].setText(f"{100 * rate:.0f}% of drafted tokens accepted")
         self.formula.setText(acc.formula)
+
+    def _remote(self) -> bool:
+        """Whether the engine is a remote one (its power and energy are unknown here)."""
+        loaded = getattr(self.bridge.client, "loaded", None)
+        return getattr(loaded, "source", "local") == "remote"
 
     def export_csv(self, path: str | None = None) -> Path | None:
         if path is None:

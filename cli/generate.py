@@ -13,6 +13,7 @@ import signal
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.engine import (
     ChatMessage,
@@ -27,6 +28,9 @@ from core.engine import (
 from core.engine.process.client import EngineClient
 from core.engine.sampling import DEFAULT_SEED, PRESETS, Preset
 from core.telemetry import TelemetrySampler, account
+
+if TYPE_CHECKING:
+    from core.engine.remote import RemoteBackend
 
 
 def _int_at_least(minimum: int) -> Callable[[str], int]:
@@ -128,9 +132,11 @@ def sampling_from_args(args: argparse.Namespace) -> SamplingParams:
         raise ConfigError(f"Invalid sampling setting: {err}.") from err
 
 
-def engine_from_args(args: argparse.Namespace) -> EngineClient:
+def engine_from_args(args: argparse.Namespace) -> EngineClient | RemoteBackend:
     """A worker-process engine with the model loaded (a crash in llama.cpp then ends the
     worker, not the command); load notes such as a CPU fallback go to stderr."""
+    if getattr(args, "engine", None):
+        return remote_engine_from_args(args)
     speculation = _speculation_config(args)
     client = EngineClient()
     try:
@@ -145,6 +151,32 @@ def engine_from_args(args: argparse.Namespace) -> EngineClient:
     return client
 
 
+def add_engine_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--engine", metavar="URL",
+                        help="run on a remote OpenAI-compatible engine at URL "
+                             "(http://host:port/v1); --model then names one of its models. "
+                             "Key: $HEARTH_ENGINE_KEY or the one saved in Settings › Engines")
+
+
+def remote_engine_from_args(args: argparse.Namespace) -> RemoteBackend:
+    """``--engine URL``: a remote engine, checked to answer and to serve ``--model`` (default:
+    the first model it lists). No flag takes the key: flags end up in the log and in the
+    shell's history."""
+    from core.engine.remote import connect
+    from core.errors import ConfigError
+
+    if getattr(args, "draft", None) or getattr(args, "lookup", False):
+        raise ConfigError("Speculative decoding (--draft, --lookup) needs a local model; "
+                          "a remote engine decodes as it is configured.")
+    backend = connect(args.engine, model=str(args.model) if args.model else None)
+    try:
+        backend.load()
+    except BaseException:
+        backend.close()
+        raise
+    return backend
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     gen = subparsers.add_parser("generate", help="generate a reply and stream it to stdout")
     source = gen.add_mutually_exclusive_group(required=True)
@@ -153,6 +185,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     gen.add_argument("--system", help="system prompt (with --chat)")
     gen.add_argument("--json", action="store_true", help="one JSON object per event")
     add_model_arguments(gen)
+    add_engine_argument(gen)
     add_speculation_arguments(gen)
     add_sampling_arguments(gen)
     gen.set_defaults(func=run_generate)
@@ -160,6 +193,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     chat = subparsers.add_parser("chat", help="interactive chat in the terminal")
     chat.add_argument("--system", help="system prompt")
     add_model_arguments(chat)
+    add_engine_argument(chat)
     add_speculation_arguments(chat)
     add_sampling_arguments(chat)
     chat.set_defaults(func=run_chat)
@@ -212,8 +246,9 @@ def run_generate(args: argparse.Namespace) -> int:
     with engine_from_args(args) as engine:
         if args.json:
             loaded = engine.loaded
+            remote = loaded is not None and loaded.source == "remote"  # its power is unknown
             with TelemetrySampler(pid=loaded.worker_pid if loaded else None) as sampler:
-                final = _print_stream(engine.generate(request), True, sampler)
+                final = _print_stream(engine.generate(request), True, None if remote else sampler)
         else:
             final = _print_stream(engine.generate(request), False)
     if isinstance(final, ErrorEvent):
