@@ -31,6 +31,8 @@ from core.telemetry import account as account_request
 from core.telemetry.accounting import EnergyIntegral, accounting_for
 
 REMOTE = "unknown (remote engine)"
+POWER_TITLES = {False: "Power (W), last 3 minutes",
+                True: "This computer's power (W), last 3 minutes; the remote engine's: unknown"}
 UPDATE_MS = 100  # 10 Hz at most: the panel must never steal the event loop
 POWER_WINDOW_S = 180
 PHASE_COLORS = {"tokenize": "#8e44ad", "prefill": "#e67e22", "decode": "#2980b9",
@@ -88,7 +90,8 @@ class MetricsPanel(QDockWidget):
         self.latency_curve = self.latency_plot.plot(pen=pg.mkPen("#e67e22", width=1))
         self.latency_plot.setLabel("bottom", "token")
         col.addWidget(self.latency_plot)
-        self.power_plot = pg.PlotWidget(title="Power (W), last 3 minutes")
+        self.power_plot = pg.PlotWidget(title=POWER_TITLES[False])
+        self._shown_remote = False
         self.power_plot.setMinimumHeight(110)
         self.power_curve = self.power_plot.plot(pen=pg.mkPen("#c0392b", width=2))
         self.power_plot.setLabel("bottom", "seconds ago")
@@ -185,10 +188,14 @@ class MetricsPanel(QDockWidget):
             self.power_curve.setData([(t - now) / 1e9 for t, _ in powered],
                                      [p for _, p in powered])
         latest = samples[-1] if samples else None
-        if self._remote():
-            self.labels["power"].setText(REMOTE)
+        remote = self._remote()
+        if remote != self._shown_remote:  # the plot is this computer's, never the engine's
+            self._shown_remote = remote
+            self.power_plot.setTitle(POWER_TITLES[remote])
+            if remote:
+                self.labels["power"].setText(REMOTE)
         if latest is not None:
-            if latest.power_w is not None and not self._remote():
+            if latest.power_w is not None and not remote:
                 self.labels["power"].setText(f"{latest.power_w:.1f} W ({latest.label})")
             cpu = f"{latest.cpu_percent:.0f}%" if latest.cpu_percent is not None else "—"
             rss = f"{latest.rss_bytes / 2**20:.0f} MiB" if latest.rss_bytes else "—"
@@ -218,16 +225,23 @@ class MetricsPanel(QDockWidget):
         elif label == REMOTE:
             self.labels["energy"].setText(REMOTE)
             self.labels["cost"].setText(REMOTE)
-        totals = self.ledger.totals()
-        remote = sum(r.energy.label == REMOTE for r in self.ledger.requests())
-        self.labels["session"].setText(
-            f"{totals.requests} replies, {totals.generated_tokens} tokens, "
-            f"{totals.joules:.1f} J, ${totals.cost_usd:.6f} ({totals.label})"
-            + (f"; energy of {remote} remote replies unknown" if remote else ""))
+        self.labels["session"].setText(self._session_text())
         if speculative:
             rate = speculative.get("acceptance_rate", 0.0)
             self.labels["speculation"].setText(f"{100 * rate:.0f}% of drafted tokens accepted")
         self.formula.setText(acc.formula)
+
+    def _session_text(self) -> str:
+        """The session's totals; remote replies count in tokens, never in energy."""
+        totals, rows = self.ledger.totals(), self.ledger.requests()
+        remote = sum(r.energy.label == REMOTE for r in rows)
+        head = f"{totals.requests} replies, {totals.generated_tokens} tokens"
+        if remote == len(rows):
+            return f"{head}; energy {REMOTE}"
+        local = {r.energy.label for r in rows if r.energy.label != REMOTE}
+        label = "measured" if local == {"measured"} else "estimated"
+        text = f"{head}, {totals.joules:.1f} J, ${totals.cost_usd:.6f} ({label})"
+        return text + (f"; energy of {remote} remote replies unknown" if remote else "")
 
     def _remote(self) -> bool:
         """Whether the engine is a remote one (its power and energy are unknown here)."""

@@ -66,7 +66,10 @@ class LlamaServer:
     def start(self, timeout: float = 120.0) -> LlamaServer:
         cmd = [str(self.exe), "-m", str(self.model), "--host", HOST, "--port", str(self.port),
                "-c", str(self.ctx), "-np", str(self.parallel), "-t", str(self.threads),
-               "-a", self.alias, "--metrics", "--slots", "--no-webui"]
+               "-a", self.alias, "--metrics", "--slots", "--no-webui",
+               # The GGUF carries no chat template; Hearth renders Gemma's locally, and a
+               # server is configured the same way (llama-server would fall back to ChatML).
+               "--no-jinja", "--chat-template", "gemma"]
         if self.api_key:
             cmd += ["--api-key", self.api_key]
         log = self.log_path.open("wb")

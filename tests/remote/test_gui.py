@@ -18,6 +18,7 @@ from PySide6.QtCore import Qt
 from core.engine import DoneEvent, ErrorEvent
 from core.models.engines import Endpoint, EndpointStore
 from tests.fixtures.app_window import app_settings
+from tests.paths import ARTIFACTS
 from tests.remote.conftest import API_KEY
 from tests.remote.flaky_proxy import FlakyProxy
 from tests.remote.servers import ALIAS, LlamaServer
@@ -125,9 +126,15 @@ def test_add_test_pick_and_chat_on_a_remote_engine(qtbot, window, keyed_server: 
     assert "tok/s" in window.view.last.footer.text()
 
     panel = window.panel
+    n_tokens = final.metrics.decode_tokens
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    window.resize(1280, 800)
+    window.grab().save(str(ARTIFACTS / "remote-chat.png"))
     for key in ("power", "energy", "cost"):
         assert panel.labels[key].text() == REMOTE, key
     assert panel.formula.text() == REMOTE and panel.last.joules is None
+    assert panel.labels["session"].text() == f"1 replies, {n_tokens} tokens; energy {REMOTE}"
+    assert "remote engine's: unknown" in panel.power_plot.getPlotItem().titleLabel.text
     # The test's own clock: when the text reached the window, and the server's count.
     n = keyed_server.wait_idle()["tokens_predicted_total"] - before
     assert n == final.metrics.decode_tokens >= 60
