@@ -9,6 +9,7 @@ thread and delivers the result back on the GUI thread.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -176,7 +177,8 @@ class EngineBridge(QObject):
             return
         old, self.client = self.client, backend
         if old is self._local:
-            old.unload()
+            with contextlib.suppress(HearthError):  # a dead worker has no model to free
+                old.unload()
         else:
             old.close()
 

@@ -9,6 +9,7 @@ byte for byte. FastAPI + uvicorn on 127.0.0.1, in a thread of the test process.
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -31,6 +32,7 @@ class FlakyProxy:
         self.upstream = upstream.rstrip("/")  # ".../v1"
         self.failures: deque[tuple[int, str | None]] = deque()
         self.arrivals: list[tuple[float, int]] = []
+        self.ignore_stream = False  # answer as a server that does not stream: one JSON body
         self._sock = socket.socket()
         self._sock.bind((HOST, 0))
         self.port = self._sock.getsockname()[1]
@@ -68,6 +70,13 @@ class FlakyProxy:
                 return JSONResponse({"error": {"message": "server busy", "code": status}},
                                     status, headers=headers)
             self.arrivals.append((time.perf_counter(), 200))
+            if self.ignore_stream:
+                data = {**json.loads(body), "stream": False}
+                data.pop("stream_options", None)
+                async with httpx.AsyncClient(timeout=None) as plain:
+                    r = await plain.post(f"{self.upstream}/{path}", json=data,
+                                         headers=_forwarded(request))
+                return Response(r.content, r.status_code, media_type="application/json")
             client = httpx.AsyncClient(timeout=None)
             upstream = client.build_request("POST", f"{self.upstream}/{path}", content=body,
                                             headers=_forwarded(request))

@@ -176,6 +176,24 @@ def test_stop_ends_the_generation_on_the_server(qtbot, window,
     assert after["tokens_predicted_total"] - before < 300
 
 
+def test_back_to_a_local_model_after_a_remote_one(qtbot, window, llama_server: LlamaServer,
+                                                  default_model: Path) -> None:
+    from core.engine.process.client import EngineClient
+
+    use(qtbot, window, EndpointStore().add(llama_server.url))
+    remote = window.bridge.client
+    window.settings.max_tokens = 8
+    assert isinstance(send(qtbot, window, "Hi")[0], DoneEvent)
+    with qtbot.waitSignal(window.modelLoaded, timeout=TIMEOUT) as blocker:
+        window.load_model(default_model)
+    assert blocker.args[0].source == "local" and isinstance(window.bridge.client, EngineClient)
+    assert remote.loaded is None  # the remote backend was closed
+    final, _ = send(qtbot, window, "Hi")
+    assert isinstance(final, DoneEvent) and final.template == "gemma"
+    assert window.panel.last.energy.label != REMOTE  # this computer's energy, measured here
+    qtbot.waitUntil(lambda: window.panel.labels["power"].text() != REMOTE, timeout=5000)
+
+
 def test_busy_engine_is_waited_out(qtbot, window, flaky_proxy: FlakyProxy) -> None:
     use(qtbot, window, EndpointStore().add(flaky_proxy.url))
     window.settings.max_tokens = 16

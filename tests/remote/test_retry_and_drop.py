@@ -87,6 +87,22 @@ def test_cancel_during_a_retry_wait_ends_at_once(flaky_proxy: FlakyProxy) -> Non
     assert time.perf_counter() - t0 < 1.5
 
 
+def test_a_server_that_does_not_stream_still_answers(flaky_proxy: FlakyProxy) -> None:
+    with RemoteBackend(flaky_proxy.url) as backend:
+        backend.load()
+        streamed = list(backend.generate(REQUEST))[-1]
+        flaky_proxy.ignore_stream = True
+        try:
+            events = list(backend.generate(REQUEST))
+        finally:
+            flaky_proxy.ignore_stream = False
+    assert isinstance(streamed, DoneEvent)
+    text, done = events
+    assert isinstance(text, TextEvent) and isinstance(done, DoneEvent)
+    assert text.text == done.text == streamed.text  # greedy: the same reply, in one piece
+    assert done.metrics.decode_tokens == 8 and done.finish_reason == "length"
+
+
 def test_dropped_connection_keeps_the_partial_text(
         doomed_server: Callable[[], LlamaServer]) -> None:
     server = doomed_server()

@@ -172,7 +172,7 @@ class RemoteBackend:
         raw_finish: str | None = None
         ended = False
         try:
-            for line in response.iter_lines():
+            for line in _lines(response):
                 data = decoder.feed(line)
                 if data is None:
                     continue
@@ -243,6 +243,17 @@ class RemoteBackend:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _lines(response: httpx.Response) -> Iterator[str]:
+    """The answer's SSE lines; a server that ignores ``stream`` and sends one JSON body
+    becomes one event (its whole reply as a single piece) and the end marker."""
+    if "json" not in response.headers.get("content-type", ""):
+        yield from response.iter_lines()
+        return
+    body = response.read().decode("utf-8", "replace")
+    one_line = body.replace("\r", " ").replace("\n", " ")  # JSON strings escape newlines
+    yield from (f"data: {one_line}", "", "data: [DONE]", "")
 
 
 def _fill(m: RequestMetrics, usage: dict[str, Any], timings: dict[str, Any], chunks: int,

@@ -122,7 +122,7 @@ def parse_chunk(data: str) -> Piece | None:
     choices = obj.get("choices") or []
     if choices and isinstance(choices[0], dict):
         choice = choices[0]
-        delta = choice.get("delta")
+        delta = choice.get("delta", choice.get("message"))  # message: a non-streamed reply
         text = delta.get("content") if isinstance(delta, dict) else choice.get("text")
         piece.text = text or ""
         piece.finish = choice.get("finish_reason")
