@@ -49,7 +49,8 @@ def hearth_server(default_model: Path, tmp_path_factory: pytest.TempPathFactory
         while True:
             assert proc.poll() is None, (home / "serve.out").read_text()[-2000:]
             try:
-                if httpx.get(f"{base}/models", timeout=1).status_code == 200:
+                # /health answers 503 while the model loads (the server issue's contract)
+                if httpx.get(f"http://{HOST}:{port}/health", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
