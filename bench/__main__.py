@@ -44,12 +44,20 @@ def main(argv: list[str] | None = None) -> int:
                         help="skip the memory-prediction check")
     parser.add_argument("--skip-speculative", action="store_true",
                         help="skip speculative decoding (F32 + twin, prompt lookup)")
+    parser.add_argument("--skip-batched", action="store_true",
+                        help="skip many sequences per decode and the hearth-cli path")
+    parser.add_argument("--skip-quality", action="store_true",
+                        help="skip hearth-cli bench vs llama-bench / llama-perplexity")
+    parser.add_argument("--skip-server", action="store_true",
+                        help="skip the local server against llama-server")
     args = parser.parse_args(argv)
     model = args.model or default_model_path()
     rows, setup = bench_engine(model, args.rounds, args.reps)
     print_table(f"Engine vs llama.cpp — {setup['model']}, {setup['threads']} threads", rows)
     path = save("engine", {"setup": setup, "rows": [r.to_dict() for r in rows]})
     print(f"\nraw samples: {path}", file=sys.stderr)
+    if not args.skip_batched:
+        bench_batching(model)
     from bench import gui_bench
 
     gui_bench.main()
@@ -58,12 +66,43 @@ def main(argv: list[str] | None = None) -> int:
     cold_start.main([])
     if not args.skip_speculative:
         bench_speculative(args.rounds)
+    if not args.skip_quality:
+        from bench import quality_bench
+
+        rows, table = quality_bench.main(max(2, args.rounds // 2), args.reps)
+        print_table("hearth-cli bench vs llama-bench and llama-perplexity (default model)", rows)
+        quality_bench.print_quality(table)
+        save("quality", {"rows": [r.to_dict() for r in rows], "quality": table})
+    if not args.skip_server:
+        from bench import server_bench
+
+        rows_s = server_bench.main(["--model", str(model)])
+        print(f"\nraw samples: {save('server', {'rows': [r.to_dict() for r in rows_s]})}",
+              file=sys.stderr)
     if args.skip_planner:
         return 0
     from bench import planner_verify
 
     print("\nMemory planner: predicted vs measured host memory")
     return planner_verify.main()
+
+
+def bench_batching(model: Path) -> None:
+    """Aggregate decode at 1-16 sequences vs llama-batched-bench; hearth-cli's stdout vs
+    llama-bench tg (the single stream on the user's path)."""
+    from bench.batched_bench import bench_batched
+    from bench.cli_bench import bench_cli
+
+    rows, setup = bench_batched(model)
+    print_table(f"Continuous batching vs llama-batched-bench — pp{setup['pp']} + tg{setup['tg']}, "
+                f"{setup['threads']} threads (goal >= 0.95 at every width)", rows)
+    path = save("batched", {"setup": setup, "rows": [r.to_dict() for r in rows]})
+    print(f"\nraw samples: {path}", file=sys.stderr)
+    rows, setup = bench_cli(model)
+    print_table("The user's path: hearth-cli generate --json, timed from outside "
+                "(goal >= 0.97)", rows)
+    path = save("cli-path", {"setup": setup, "rows": [r.to_dict() for r in rows]})
+    print(f"\nraw samples: {path}", file=sys.stderr)
 
 
 def bench_speculative(rounds: int) -> None:
