@@ -53,7 +53,7 @@ def run_remote_models(url: str, as_json: bool) -> int:
                 continue
             size = human(m.size_bytes) if m.size_bytes else "?"
             print(f"{m.id:<60} {m.server:<18} {_params(m.n_params):>6} "
-                  f"{m.n_ctx or 0:>7} ctx {size:>9}")
+                  f"{m.n_ctx or '?':>7} ctx {size:>9}")  # unknown, never 0
     return 0
 
 

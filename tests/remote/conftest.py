@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.paths import REPO_ROOT
 from tests.remote.flaky_proxy import FlakyProxy
-from tests.remote.servers import LlamaServer
+from tests.remote.servers import HearthServe, LlamaServer
 
 API_KEY = "sk-hearth-test-7f3a9c1e5b"  # the keyed server's key: must appear in no log or row
 
@@ -45,6 +46,16 @@ def keyed_server(llama_server_exe: Path, default_model: Path,
     """llama-server that demands :data:`API_KEY` (``--api-key``)."""
     server = LlamaServer(llama_server_exe, default_model, server_logs, api_key=API_KEY,
                          parallel=2, alias="gemma-keyed").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def hearth_server(default_model: Path,
+                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[HearthServe]:
+    """Another Hearth: ``hearth-cli serve`` in its own process (its own data folder)."""
+    server = HearthServe(default_model, tmp_path_factory.mktemp("hearth-serve-home"))
+    server.start(REPO_ROOT)
     yield server
     server.stop()
 

@@ -6,13 +6,19 @@ model, with ``--metrics`` so a test can read the server's own counters: how many
 generated (``tokens_predicted_total``, flushed when a slot is released) and how many
 requests are running (``requests_processing``) — which is how a test sees that a cancel
 stopped the generation there, not just here.
+
+:class:`HearthServe` runs another Hearth (``hearth-cli serve``) in its own process, reached
+only through the OpenAI API, as a second machine would be; its ``/metrics`` (Prometheus
+text, ``hearth_`` prefix) say how many tokens it generated and how many sequences are busy.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -36,6 +42,16 @@ def parse_prometheus(text: str) -> dict[str, float]:
             continue
         name, value = line.rsplit(" ", 1)
         out[name.removeprefix("llamacpp:")] = float(value)
+    return out
+
+
+def parse_prometheus_prefixed(text: str, prefix: str) -> dict[str, float]:
+    """Unlabelled ``<prefix>name value`` lines as {name: value}."""
+    out = {}
+    for line in text.splitlines():
+        if line.startswith(prefix) and "{" not in line and " " in line:
+            name, value = line.rsplit(" ", 1)
+            out[name.removeprefix(prefix)] = float(value)
     return out
 
 
@@ -120,3 +136,69 @@ class LlamaServer:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+class HearthServe:
+    """``hearth-cli serve`` on the bundled model in its own process and data folder."""
+
+    def __init__(self, model: Path, home: Path) -> None:
+        self.model, self.home = model, home
+        self.port = free_port()
+        self.log_path = home / "serve.out"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def root(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"{self.root}/v1"
+
+    def start(self, repo_root: Path, timeout: float = 120.0) -> HearthServe:
+        env = {**os.environ, "PYTHONPATH": str(repo_root), "HEARTH_HOME": str(self.home)}
+        env.pop("HEARTH_API_KEY", None)
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "cli", "serve", "--host", HOST, "--port",
+                 str(self.port), "--model", str(self.model)], stdout=log,
+                stderr=subprocess.STDOUT, env=env, cwd=repo_root)
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError("hearth-cli serve exited: "
+                                   + self.log_path.read_text(errors="replace")[-2000:])
+            try:
+                # /health answers 503 while the model loads (the server's contract)
+                if httpx.get(f"{self.root}/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"hearth-cli serve did not come up in {timeout:.0f} s")
+            time.sleep(0.2)
+
+    def metrics(self) -> dict[str, float]:
+        r = httpx.get(f"{self.root}/metrics", timeout=5.0)
+        r.raise_for_status()
+        return parse_prometheus_prefixed(r.text, "hearth_")
+
+    def wait_idle(self, timeout: float = 10.0) -> tuple[dict[str, float], float]:
+        """The counters once no sequence is busy, and how long that took (s)."""
+        t0 = time.monotonic()
+        while True:
+            m = self.metrics()
+            waited = time.monotonic() - t0
+            if m.get("busy_sequences", 0) == 0 or waited > timeout:
+                return m, waited
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)

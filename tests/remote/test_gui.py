@@ -21,7 +21,7 @@ from tests.fixtures.app_window import app_settings
 from tests.paths import ARTIFACTS
 from tests.remote.conftest import API_KEY
 from tests.remote.flaky_proxy import FlakyProxy
-from tests.remote.servers import ALIAS, LlamaServer
+from tests.remote.servers import ALIAS, HearthServe, LlamaServer
 
 TIMEOUT = 60_000
 REMOTE = "unknown (remote engine)"
@@ -174,6 +174,22 @@ def test_stop_ends_the_generation_on_the_server(qtbot, window,
     after = llama_server.wait_idle()
     assert after["requests_processing"] == 0
     assert after["tokens_predicted_total"] - before < 300
+
+
+def test_a_chat_streams_from_another_hearth(qtbot, window,
+                                            hearth_server: HearthServe) -> None:
+    from core.engine.remote import RemoteBackend
+
+    with RemoteBackend(hearth_server.url) as probe:
+        model = probe.models()[0].id
+    use(qtbot, window, EndpointStore().add(hearth_server.url, name="other hearth"), model)
+    assert window.place_label.text() == f"remote: Hearth at 127.0.0.1:{hearth_server.port}"
+    window.settings.max_tokens = 24
+    final, chunks = send(qtbot, window, "Tell me about the sea.")
+    assert isinstance(final, DoneEvent) and len(chunks) >= 3
+    assert "".join(chunks) == final.text == window.view.last.raw
+    assert window.panel.labels["power"].text() == REMOTE
+    assert window.panel.labels["energy"].text() == REMOTE
 
 
 def test_back_to_a_local_model_after_a_remote_one(qtbot, window, llama_server: LlamaServer,
