@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 LIBRARY_SCAN_DELAY_MS = 1500
+DESKTOP_KEEP_ALIVE_S = 30 * 60  # an idle model's memory goes back after half an hour
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="hearth", description="Run LLMs on your own machine.")
@@ -100,14 +101,18 @@ def main(argv: list[str] | None = None) -> int:
 class Launched:
     """The running app's parts (the window and what it owns); :meth:`close` ends them."""
 
-    def __init__(self, window, bridge, history, startup, progress, scan_timer) -> None:
+    def __init__(self, window, bridge, history, startup, progress, scan_timer,
+                 pool=None) -> None:
         self.window, self.bridge, self.history = window, bridge, history
         self.startup, self.progress, self.scan_timer = startup, progress, scan_timer
+        self.pool = pool
 
     def close(self) -> None:
         self.scan_timer.stop()
         self.window.close()
         self.bridge.shutdown()
+        if self.pool is not None:
+            self.pool.close()
         self.startup.shutdown()
         self.history.close()
 
@@ -124,6 +129,20 @@ def _run(app, args: argparse.Namespace, instance) -> int:
         instance.close()
     launched.close()
     return code
+
+
+def engine_pool():
+    """The app's engine: a pool of workers (several models at once, under the planner's
+    budget from free memory). Workers run niced below the window: on a machine whose cores
+    they fill, the GUI thread still gets a core the moment it wakes. A model the user
+    switched away from stays resident for a quick switch back, and goes after
+    ``DESKTOP_KEEP_ALIVE_S`` idle (or sooner, when another needs its memory)."""
+    from core.engine.pool import EnginePool
+    from core.engine.process.client import EngineClient
+    from core.engine.process.worker import WorkerOptions
+
+    return EnginePool(keep_alive_s=DESKTOP_KEEP_ALIVE_S,
+                      worker_factory=lambda: EngineClient(WorkerOptions(nice=5)))
 
 
 def launch(app, args: argparse.Namespace) -> Launched:
@@ -143,8 +162,12 @@ def launch(app, args: argparse.Namespace) -> Launched:
     if args.max_tokens:
         settings.max_tokens = args.max_tokens
     history = HistoryStore()
-    bridge = EngineBridge()
+    pool = engine_pool()
+    bridge = EngineBridge(pool.backend_for())
     window = MainWindow(settings, history, bridge)
+    from app.loaded_models import PoolControls
+
+    window.pool_controls = PoolControls(window, pool)
     progress = StartupProgress(window)
     startup = Background("startup", window)
 
@@ -221,7 +244,7 @@ def launch(app, args: argparse.Namespace) -> Launched:
                 _milestone(True, "first_token")
 
         bridge.textReady.connect(token)
-    return Launched(window, bridge, history, startup, progress, scan_timer)
+    return Launched(window, bridge, history, startup, progress, scan_timer, pool)
 
 
 def _activate(window, request: dict) -> None:
