@@ -23,15 +23,20 @@ def test_idle_model_is_evicted_to_make_room(pool: EnginePool, models: Models) ->
     pool.set_budget(models.one)  # nothing leaves until a load needs the room
     assert len(pool.resident()) == 2
     pool.unload(models.q8)
-    q4_pid = pool.backend_for(models.q4).worker_pid
-    assert q4_pid and psutil.pid_exists(q4_pid)
+    q4_row = pool.resident()[0]
+    q4_pid, q4_rss = q4_row.worker_pid, q4_row.rss_bytes
+    assert q4_pid and q4_rss
     loads = pool.loads(models.q8.model_path)
 
     events = ask(pool, models.q8, "The capital of France is")
     assert not errors(events) and final(events).text
     assert pool.loads(models.q8.model_path) == loads + 1
-    assert [r.name for r in pool.resident()] == [models.q8.model_path.name]
-    assert not psutil.pid_exists(q4_pid)  # its worker ended: the memory went back
+    [row] = pool.resident()
+    assert row.name == models.q8.model_path.name
+    # The idle worker's process was handed over: it freed Q4_K_M, then loaded Q8_0 (no
+    # process start, and never both in memory).
+    assert row.worker_pid == q4_pid
+    assert row.rss_bytes < q4_rss + models.q8.model_path.stat().st_size // 2
     unload = [e for e in pool.history if e.kind == "unload"][-1]
     assert unload.path.endswith(models.q4.model_path.name)
     assert "making room" in unload.reason
@@ -42,6 +47,7 @@ def test_busy_model_is_never_evicted_and_the_models_take_turns(pool: EnginePool,
     pool.set_budget(models.one)
     final(ask(pool, models.q8, "Hi"))  # q8 resident (and only it: one fits)
     q8_pid = pool.backend_for(models.q8).worker_pid
+    start = len(pool.history)
     streaming = threading.Event()
     done: dict[str, object] = {}
     order: list[str] = []
@@ -84,4 +90,7 @@ def test_busy_model_is_never_evicted_and_the_models_take_turns(pool: EnginePool,
     assert not any(errors(events) for events in done.values())  # type: ignore[arg-type]
     assert order == ["q8 long", "q4", "q8 again"]
     assert told["q8 again"] and told["q8 again"][0].position == 2
-    assert not psutil.pid_exists(q8_pid)
+    # One load per turn, nothing more: q8 -> q4 -> q8 (each in the drained process).
+    assert [e.path.rsplit("/", 1)[-1] for e in pool.history[start:] if e.kind == "load"] == [
+        models.q4.model_path.name, models.q8.model_path.name]
+    assert pool.backend_for(models.q8).worker_pid == q8_pid

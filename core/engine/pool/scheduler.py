@@ -26,7 +26,7 @@ from core.engine.pool.budget import (
 )
 from core.engine.pool.catalog import Catalog
 from core.engine.pool.keys import PoolKey, covers, key_of, merged
-from core.engine.pool.slots import Slot, Ticket, Waiting, WorkerFactory
+from core.engine.pool.slots import PoolWorker, Slot, Ticket, Waiting, WorkerFactory
 from core.engine.pool.status import PoolStatus
 from core.errors import EngineError, HearthError
 
@@ -143,9 +143,13 @@ class PoolScheduler(PoolStatus):
         with self._cond:
             slot.active -= 1
             slot.last_used = time.monotonic()
-            if slot.active == 0 and (slot.state == "draining" or (
-                    slot.state == "ready" and slot.keep_alive_s <= 0)):
-                self._start_unload(slot, slot.why_unloading or "keep-alive 0")
+            if slot.active == 0 and slot.state == "draining":
+                if slot.handoff and self._queue:
+                    slot.state = "retired"  # idle now: its process may serve the next model
+                else:
+                    self._start_unload(slot, slot.why_unloading)
+            elif slot.active == 0 and slot.state == "ready" and slot.keep_alive_s <= 0:
+                self._start_unload(slot, "keep-alive 0")
             self._schedule()
             self._cond.notify_all()
 
@@ -159,59 +163,92 @@ class PoolScheduler(PoolStatus):
             if slot is not None and slot.state == "ready" and covers(slot.config, ticket.config):
                 self._admit(ticket, slot)
         if not self._queue or self._closed:
+            for slot in self._slots.values():  # nobody waits for their room after all
+                if slot.state == "retired":
+                    slot.state, slot.handoff = "ready", False
             self._cond.notify_all()
             return
         head = self._queue[0]
         for other in self._queue[1:]:
             other.reason = f"after a request for {head.key.file_name}"
         slot = self._slots.get(head.key)
-        target = head.config
         if slot is not None:
             if slot.state in ("loading", "unloading"):
                 head.reason = f"{slot.name} is {slot.state}"
                 return
-            if covers(slot.config, head.config):  # draining for someone who left: keep it
-                slot.state, slot.why_unloading = "ready", ""
+            if covers(slot.config, head.config):  # retired for someone who left: keep it
+                slot.state, slot.why_unloading, slot.handoff = "ready", "", False
                 self._schedule()
                 return
-            head.config = target = merged(slot.config, head.config)  # the reload's size
-            self._retire(slot, f"reload with n_ctx {target.n_ctx}")
-            head.reason = f"{slot.name} reloads with a larger context"
-            return
+            head.config = merged(slot.config, head.config)  # the reload's size
+            if slot.active:
+                self._retire(slot, f"reload with n_ctx {head.config.n_ctx}")
+                slot.handoff = True  # drained, the same process loads the larger context
+                head.reason = f"{slot.name} reloads with a larger context"
+                return
         loading = [s for s in self._slots.values() if s.state == "loading"]
         if loading:
             head.reason = f"{loading[0].name} is loading"
             return
-        self._place(head, target)
+        self._place(head, head.config, slot)
 
-    def _place(self, head: Ticket, target: EngineConfig) -> None:
+    def _place(self, head: Ticket, target: EngineConfig, replacing: Slot | None) -> None:
+        """Load ``target`` for ``head``: at once if it fits; else by handing an idle
+        victim's worker process to it (the old model is freed in that process before the
+        new one loads: no process start, no second copy in memory); else after busy
+        victims drain. ``replacing`` is the head's own worker, when it reloads larger."""
         budget = self._budget_now()
         try:
             cost = self._cost(target, budget.gpu, None)
         except HearthError as err:
             self._fail(head.key, err)
             return
-        used = sum((s.cost for s in self._slots.values()), Cost())
-        if budget.fits(used + cost) or not self._slots:
+        rest = [s for s in self._slots.values() if s is not replacing]
+        used = sum((s.cost for s in rest), Cost())
+        if replacing is None and (budget.fits(used + cost) or not rest):
             if not budget.fits(cost):
                 log.warning("pool: %s needs %s, more than the budget %s; loading it alone",
                             head.key.file_name, cost, budget)
             self._start_load(head, target, cost)
             return
-        leaving = [s for s in self._slots.values() if s.state in ("draining", "unloading")]
+        leaving = [s for s in rest if s.state in ("draining", "unloading")]
         freed = sum((s.cost for s in leaving), Cost())
-        candidates = sorted((s for s in self._slots.values() if s.state == "ready"),
-                            key=lambda s: (s.active > 0, s.last_used))
-        for victim in candidates:
+        chosen: list[Slot] = []
+        order = {"retired": 0, "ready": 1}
+        for victim in sorted((s for s in rest if s.state in order),
+                             key=lambda s: (order[s.state], s.active > 0, s.last_used)):
             if budget.fits(used - freed + cost):
                 break
-            self._retire(victim, f"making room for {head.key.file_name}")
+            chosen.append(victim)
             freed += victim.cost
-            leaving.append(victim)
-        busy = [s for s in leaving if s.active]
+        why = f"making room for {head.key.file_name}"
+        if not leaving and not any(v.active for v in chosen):
+            donors = [replacing] if replacing is not None else chosen[-1:]
+            for victim in chosen:
+                if victim not in donors:
+                    self._start_unload(victim, why)
+            if len(donors) == 1 and len(chosen) <= (0 if replacing else 1):
+                self._hand_over(donors[0], head, target, cost, why)
+                return
+            if donors:  # the others go first; the donor's turn comes when they are gone
+                head.reason = f"{', '.join(v.name for v in chosen)} unloading"
+                return
+        for victim in chosen:
+            self._retire(victim, why)
+            victim.handoff = True
+        busy = [s for s in leaving + chosen if s.active]
         head.reason = (f"waiting for {', '.join(s.name for s in busy)} to finish "
                        f"{sum(s.active for s in busy)} request(s)" if busy
-                       else f"{', '.join(s.name for s in leaving)} unloading")
+                       else f"{', '.join(s.name for s in leaving + chosen)} unloading")
+
+    def _hand_over(self, donor: Slot, head: Ticket, target: EngineConfig, cost: Cost,
+                   why: str) -> None:
+        del self._slots[donor.key]
+        reason = f"{why} (its worker process loads it)" if donor.key != head.key else why
+        self.history.append(PoolEvent("unload", donor.key.path, 0.0, reason,
+                                      donor.config.n_ctx))
+        log.info("pool: %s leaves: %s", donor.name, reason)
+        self._start_load(head, target, cost, donor.worker)
 
     def _budget_now(self) -> MemoryBudget:
         now = time.monotonic()
@@ -230,14 +267,16 @@ class PoolScheduler(PoolStatus):
         """Unload now if idle, else when its requests end (never killed mid-request)."""
         if slot.state in ("unloading", "loading"):
             return
+        slot.handoff = False
         if slot.active == 0:
             self._start_unload(slot, why)
         else:
             slot.state, slot.why_unloading = "draining", why
 
-    def _start_load(self, head: Ticket, config: EngineConfig, cost: Cost) -> None:
+    def _start_load(self, head: Ticket, config: EngineConfig, cost: Cost,
+                    worker: PoolWorker | None = None) -> None:
         keep = head.keep_alive_s if head.keep_alive_s is not None else self.keep_alive_s
-        slot = Slot(head.key, config, self._factory(), cost,
+        slot = Slot(head.key, config, worker or self._factory(), cost,
                     keep if keep >= 0 else float("inf"))
         self._slots[head.key] = slot
         head.reason = f"loading {slot.name}"

@@ -2,9 +2,11 @@
 
 A slot moves ``loading`` → ``ready`` → (``draining``) → ``unloading`` → gone. ``draining``
 means it was chosen to make room while requests were still running on it: it takes no new
-requests, and it is closed the moment the last one ends — a model with work in flight is
-never killed. Tickets wait in arrival order; a ticket is admitted the moment its model is
-ready, and the first ticket that needs a load decides what is evicted for it.
+requests, and it leaves the moment the last one ends — a model with work in flight is
+never killed. ``retired``: drained and idle, its process about to be handed to the model
+that waits for the room (loading there frees the old model first). Tickets wait in
+arrival order; a ticket is admitted the moment its model is ready, and the first ticket
+that needs a load decides what is evicted for it.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from core.engine.pool.budget import Cost
 from core.engine.pool.keys import PoolKey
 from core.errors import HearthError
 
-SlotState = Literal["loading", "ready", "draining", "unloading"]
+SlotState = Literal["loading", "ready", "draining", "retired", "unloading"]
 
 
 class PoolWorker(Protocol):
@@ -56,6 +58,7 @@ class Slot:
     last_used: float = field(default_factory=time.monotonic)
     loaded_at: float = 0.0
     why_unloading: str = ""
+    handoff: bool = False  # drained to make room: its process may load the next model
 
     @property
     def name(self) -> str:

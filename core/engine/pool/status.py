@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from core.engine.config import EngineConfig
 
 _STATES = {"loading": "loading", "ready": "loaded", "draining": "loaded",
-           "unloading": "unloading"}
+           "retired": "unloading", "unloading": "unloading"}
 
 
 def _rss(pid: int | None) -> int | None:
