@@ -42,10 +42,17 @@ def test_idle_model_is_evicted_to_make_room(pool: EnginePool, models: Models) ->
     assert "making room" in unload.reason
 
 
+def _turn_over(pool: EnginePool, models: Models) -> None:
+    deadline = time.monotonic() + 60
+    while any(r.turn_left_s > 0 for r in pool.resident()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
 def test_busy_model_is_never_evicted_and_the_models_take_turns(pool: EnginePool,
                                                                models: Models) -> None:
     pool.set_budget(models.one)
     final(ask(pool, models.q8, "Hi"))  # q8 resident (and only it: one fits)
+    _turn_over(pool, models)  # (a model just loaded keeps its turn a while: see below)
     q8_pid = pool.backend_for(models.q8).worker_pid
     start = len(pool.history)
     streaming = threading.Event()
@@ -94,3 +101,26 @@ def test_busy_model_is_never_evicted_and_the_models_take_turns(pool: EnginePool,
     assert [e.path.rsplit("/", 1)[-1] for e in pool.history[start:] if e.kind == "load"] == [
         models.q4.model_path.name, models.q8.model_path.name]
     assert pool.backend_for(models.q8).worker_pid == q8_pid
+
+
+def test_two_busy_clients_take_turns_of_several_requests(pool: EnginePool,
+                                                        models: Models) -> None:
+    """Each client sends its next request as soon as the last is answered. A model keeps
+    its turn, while in use, for as long as its load took: so turns hold several requests
+    and loads are fewer than requests (per-request swapping would be thrash)."""
+    pool.set_budget(models.one)
+    final(ask(pool, models.q8, "Hi"))
+    start = pool.loads()
+    answered: list[list] = []
+
+    def client(cfg: object) -> None:
+        for _ in range(4):
+            answered.append(ask(pool, cfg, "Water boils at", max_tokens=4))
+
+    threads = [threading.Thread(target=client, args=(cfg,)) for cfg in (models.q4, models.q8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    assert len(answered) == 8 and not any(errors(events) for events in answered)
+    assert 1 <= pool.loads() - start < 8

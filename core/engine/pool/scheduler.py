@@ -33,6 +33,11 @@ from core.errors import EngineError, HearthError
 log = logging.getLogger("hearth.pool")
 DEFAULT_KEEP_ALIVE_S = 300.0  # Ollama's default: five minutes idle, then the memory goes back
 BUDGET_TTL_S = 1.0  # a probed budget is reused this long (admission never waits on NVML)
+# A model keeps its turn for as long as its load took, while it is in use: a request in
+# flight, or one answered less than TURN_GRACE_S ago (a client about to send the next).
+# So two busy clients under a one-model budget take turns of several requests, and loads
+# take at most half the time; a model nobody is using leaves at once.
+TURN_GRACE_S = 0.1
 
 
 @dataclass
@@ -215,12 +220,19 @@ class PoolScheduler(PoolStatus):
         freed = sum((s.cost for s in leaving), Cost())
         chosen: list[Slot] = []
         order = {"retired": 0, "ready": 1}
-        for victim in sorted((s for s in rest if s.state in order),
+        now = time.monotonic()
+        turns = [s for s in rest if self._in_turn(s, now)]
+        for victim in sorted((s for s in rest if s.state in order and s not in turns),
                              key=lambda s: (order[s.state], s.active > 0, s.last_used)):
             if budget.fits(used - freed + cost):
                 break
             chosen.append(victim)
             freed += victim.cost
+        if turns and not budget.fits(used - freed + cost):
+            left = max(s.turn_until for s in turns) - now
+            head.reason = (f"{', '.join(s.name for s in turns)} has its turn for "
+                           f"{left:.1f} s more")
+            return
         why = f"making room for {head.key.file_name}"
         if not leaving and not any(v.active for v in chosen):
             donors = [replacing] if replacing is not None else chosen[-1:]
@@ -240,6 +252,11 @@ class PoolScheduler(PoolStatus):
         head.reason = (f"waiting for {', '.join(s.name for s in busy)} to finish "
                        f"{sum(s.active for s in busy)} request(s)" if busy
                        else f"{', '.join(s.name for s in leaving + chosen)} unloading")
+
+    @staticmethod
+    def _in_turn(slot: Slot, now: float) -> bool:
+        return slot.state == "ready" and now < slot.turn_until and (
+            slot.active > 0 or now - slot.last_used < TURN_GRACE_S)
 
     def _hand_over(self, donor: Slot, head: Ticket, target: EngineConfig, cost: Cost,
                    why: str) -> None:
@@ -318,6 +335,7 @@ class PoolScheduler(PoolStatus):
                 return
             slot.info, slot.cost, slot.state = info, cost, "ready"
             slot.loaded_at = slot.last_used = time.monotonic()
+            slot.turn_until = slot.loaded_at + ms / 1000
             self._last_info[slot.key] = info
             self.history.append(PoolEvent("load", slot.key.path, ms, "", slot.config.n_ctx))
             log.info("pool: loaded %s in %.0f ms (n_ctx %d, %s; %s)", slot.name, ms,
@@ -341,11 +359,17 @@ class PoolScheduler(PoolStatus):
             self._cond.notify_all()
 
     def _reap(self) -> None:
-        """Keep-alive: unload a model idle for longer than its keep-alive."""
+        """Keep-alive: unload a model idle for longer than its keep-alive; and give the
+        waiting request its chance when a model's turn ends."""
         with self._cond:
             while not self._closed:
                 wake = 1.0
+                now = time.monotonic()
                 for slot in list(self._slots.values()):
+                    if self._queue and self._in_turn(slot, now):
+                        wake = min(wake, slot.turn_until - now,
+                                   slot.last_used + TURN_GRACE_S - now if not slot.active
+                                   else wake)
                     left = slot.expires_in
                     if left is None:
                         continue
@@ -353,5 +377,7 @@ class PoolScheduler(PoolStatus):
                         self._start_unload(slot, "keep-alive expired")
                     else:
                         wake = min(wake, left)
-                self._cond.wait(max(0.02, wake))
+                self._cond.wait(max(0.01, wake))
+                if self._queue and not self._closed:
+                    self._schedule()
 

@@ -59,6 +59,7 @@ class Slot:
     loaded_at: float = 0.0
     why_unloading: str = ""
     handoff: bool = False  # drained to make room: its process may load the next model
+    turn_until: float = 0.0  # it keeps its turn while in use until then (its load time)
 
     @property
     def name(self) -> str:
@@ -127,6 +128,7 @@ class ModelStatus:
     rss_bytes: int | None = None
     worker_pid: int | None = None
     expires_in_s: float | None = None
+    turn_left_s: float = 0.0  # while in use, it keeps its turn this long (its load time)
     placement: str = ""
 
     @property

@@ -5,6 +5,7 @@ workers' pids for telemetry. Read under the pool's lock, returned as plain data.
 from __future__ import annotations
 
 import threading
+import time
 from typing import TYPE_CHECKING
 
 import psutil
@@ -51,6 +52,7 @@ class PoolStatus:
         row.worker_pid = slot.worker.worker_pid
         row.rss_bytes = _rss(row.worker_pid)
         row.expires_in_s = slot.expires_in
+        row.turn_left_s = max(0.0, slot.turn_until - time.monotonic())
         row.placement = slot.info.placement if slot.info is not None else ""
 
     def resident(self) -> list[ModelStatus]:
