@@ -104,7 +104,7 @@ class LoadedModelsView(QDialog):
         sampler = self.sampler() if callable(self.sampler) else None
         if sampler is None or not pid:
             return "—", "—"
-        sampler.set_pids(self.pool.worker_pids())
+        sampler.set_pids(self.pool.worker_pids())  # (also kept so by the status line)
         latest = sampler.latest()
         cpu = next((p.cpu_percent for p in (latest.procs if latest else ()) if p.pid == pid),
                    None)
@@ -177,6 +177,11 @@ class PoolControls:
         return self.view
 
     def refresh_status(self) -> None:
+        """The status-bar line; and the telemetry sampler watches every worker (the
+        power estimate counts them all, the view shares energy out by their CPU)."""
+        sampler = getattr(getattr(self.window, "panel", None), "sampler", None)
+        if sampler is not None:
+            sampler.set_pids(self.pool.worker_pids())
         rows = self.pool.resident()
         waiting = self.pool.waiting()
         self.label.setText(status_line(rows, len(waiting)))
