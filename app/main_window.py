@@ -29,6 +29,7 @@ from app.bridge import Background, EngineBridge
 from app.chat_list import ChatList
 from app.chat_view import ChatView, footer_text
 from app.menus import build_menus
+from app.server_dialog import install_server_menu
 from app.tools_menu import chat_sampling, install_tools
 from core.chat.conversation import Conversation, Turn
 from core.chat.history import HistoryStore
@@ -65,6 +66,7 @@ class MainWindow(QMainWindow):
         self._build()
         build_menus(self)
         install_tools(self)  # Tools: Benchmark…, Cost…, a profile per chat
+        install_server_menu(self)  # Server › Start local server (app/server_dialog.py)
         bridge.loaded.connect(self._on_loaded)
         bridge.loadFailed.connect(self._on_load_failed)
         bridge.textReady.connect(self._on_text)

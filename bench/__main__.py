@@ -48,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="skip many sequences per decode and the hearth-cli path")
     parser.add_argument("--skip-quality", action="store_true",
                         help="skip hearth-cli bench vs llama-bench / llama-perplexity")
+    parser.add_argument("--skip-server", action="store_true",
+                        help="skip the local server against llama-server")
     parser.add_argument("--skip-pool", action="store_true",
                         help="skip two models under one memory budget (swaps)")
     args = parser.parse_args(argv)
@@ -73,6 +75,12 @@ def main(argv: list[str] | None = None) -> int:
         print_table("hearth-cli bench vs llama-bench and llama-perplexity (default model)", rows)
         quality_bench.print_quality(table)
         save("quality", {"rows": [r.to_dict() for r in rows], "quality": table})
+    if not args.skip_server:
+        from bench import server_bench
+
+        rows_s = server_bench.main(["--model", str(model)])
+        print(f"\nraw samples: {save('server', {'rows': [r.to_dict() for r in rows_s]})}",
+              file=sys.stderr)
     if not args.skip_pool:
         from bench import pool_bench
 

@@ -31,8 +31,9 @@ def _log(msg: str) -> None:
     print(f"[bench] {msg}", file=sys.stderr, flush=True)
 
 
-def _sources(pkg_version: str) -> Path:
-    """The vendored llama.cpp of the installed llama-cpp-python's sdist, extracted."""
+def vendored_sources(pkg_version: str) -> Path:
+    """The vendored llama.cpp of the llama-cpp-python ``pkg_version`` sdist, extracted (the
+    sdist is fetched once and cached; bench/gpu builds the CUDA tools from it too)."""
     src_root = CACHE / f"llama_cpp_python-{pkg_version}"
     vendored = src_root / "vendor" / "llama.cpp"
     if (vendored / "CMakeLists.txt").is_file():
@@ -75,7 +76,7 @@ def ensure_tool(name: str) -> Path:
 
 
 def _build(pkg_version: str, build: Path, exe: Path, name: str) -> Path:
-    src = _sources(pkg_version)
+    src = vendored_sources(pkg_version)
     _log(f"building {', '.join(TOOLS)} from llama.cpp vendored by llama-cpp-python "
          f"{pkg_version}")
     extra = shlex.split(os.environ.get("CMAKE_ARGS", ""))
@@ -122,3 +123,8 @@ def run_llama_bench(exe: Path, model: Path, threads: int, n_prompt: int, n_gen: 
     row = next(r for r in rows if r["n_prompt"] == n_prompt and r["n_gen"] == n_gen)
     return BenchResult(n_prompt, n_gen, row["avg_ts"], row["stddev_ts"],
                        list(row.get("samples_ts", [])))
+
+
+if __name__ == "__main__":  # `make tools`: build the peers once (set-up for tests and bench)
+    for tool in TOOLS:
+        print(ensure_tool(tool))

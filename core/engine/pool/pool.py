@@ -28,6 +28,7 @@ import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from core.engine.api import (
     DoneEvent,
@@ -42,8 +43,9 @@ from core.engine.metrics import RequestMetrics
 from core.engine.pool.budget import FreeMemoryBudget, MemoryBudget, explicit
 from core.engine.pool.keys import PoolKey, key_of, resolved_path
 from core.engine.pool.scheduler import DEFAULT_KEEP_ALIVE_S, PoolEvent, PoolScheduler, Running
-from core.engine.pool.slots import Waiting
+from core.engine.pool.slots import Slot, Waiting
 from core.engine.pool.view import PoolBackend
+from core.engine.process.client import EventStream
 from core.errors import EngineError, HearthError
 
 ModelRef = str | Path | EngineConfig | None
@@ -114,11 +116,21 @@ class EnginePool(PoolScheduler):
             return slot.info if slot is not None and slot.state != "loading" else None
 
     def load(self, config: EngineConfig) -> LoadedModelInfo:
-        """Make ``config``'s model the current one and resident (waiting for room if
-        needed); other resident models stay. Raises :class:`HearthError` if it cannot load."""
+        """Make ``config``'s model the current one (what a request naming no model gets)
+        and resident, waiting for room if needed; other resident models stay. The current
+        model is kept loaded (no keep-alive expiry; it can still make way for another
+        when the budget needs it), the previous one goes back to the default keep-alive.
+        Raises :class:`HearthError` if it cannot load."""
         config = self.config_for(config)
         info = self.ensure(config)
-        self._current = config
+        with self._cond:
+            old, self._current = self._current, config
+            previous = self._slots.get(key_of(old)) if old is not None else None
+            if previous is not None and previous.keep_alive_s == float("inf"):
+                previous.keep_alive_s = self.keep_alive_s
+            slot = self._slots.get(key_of(config))
+            if slot is not None:
+                slot.keep_alive_s = float("inf")
         return info
 
     def ensure(self, config: EngineConfig, keep_alive_s: float | None = None,
@@ -136,25 +148,45 @@ class EnginePool(PoolScheduler):
     def generate(self, request: GenerationRequest, model: ModelRef = None, *,
                  keep_alive_s: float | None = None,
                  on_wait: Callable[[Waiting], None] | None = None,
-                 owner: object | None = None) -> Iterator[Event]:
+                 owner: object | None = None) -> EventStream:
         """Stream ``request`` on ``model`` (default: the current one), loading it first
         if needed. ``keep_alive_s`` overrides the model's idle time before unloading from
         now on (0: unload when idle; ``inf``: never); ``on_wait`` hears the request's
-        place while it waits. Errors are events, as for every backend."""
-        try:
-            slot = self._acquire(self.config_for(model), keep_alive_s, on_wait, owner)
-        except HearthError as err:
-            kind = "EngineError" if str(err) == "No model is loaded." else type(err).__name__
-            yield ErrorEvent(str(err), kind)
-            return
-        if slot is None:
-            yield DoneEvent("cancelled", "", RequestMetrics())
-            return
-        run = Running(slot, owner)
+        place while it waits. Errors are events, as for every backend. The stream's
+        ``cancel()`` stops this request alone, waiting or running, at once."""
+        run = Running(owner=owner)
+        events = self._events(request, model, keep_alive_s, on_wait, run)
+        return EventStream(0, events, lambda _id: self._stop(run))
+
+    def _events(self, request: GenerationRequest, model: ModelRef,
+                keep_alive_s: float | None, on_wait: Callable[[Waiting], None] | None,
+                run: Running) -> Iterator[Event]:
         with self._cond:
             self._running.append(run)
+        try:
+            try:
+                slot = (None if run.cancelled else self._acquire(
+                    self.config_for(model), keep_alive_s, on_wait, run.owner, run))
+            except HearthError as err:
+                kind = "EngineError" if str(err) == "No model is loaded." else type(err).__name__
+                yield ErrorEvent(str(err), kind)
+                return
+            if slot is None:
+                yield DoneEvent("cancelled", "", RequestMetrics())
+                return
+            yield from self._stream(request, slot, run)
+        finally:
+            with self._cond:
+                self._running.remove(run)
+
+    def _stream(self, request: GenerationRequest, slot: Slot, run: Running
+                ) -> Iterator[Event]:
         text: list[str] = []
         inner = slot.worker.generate(request)
+        with self._cond:
+            run.slot, run.stream = slot, inner
+        if run.cancelled:
+            self._stop(run)
         try:
             for event in inner:
                 if isinstance(event, TextEvent):
@@ -162,33 +194,51 @@ class EnginePool(PoolScheduler):
                 yield event
                 if isinstance(event, DoneEvent | ErrorEvent):
                     return
-                if run.cancelled:  # shared worker: only this request is stopped
+                if run.cancelled and not callable(getattr(inner, "cancel", None)):
                     yield DoneEvent("cancelled", "".join(text), RequestMetrics())
                     return
         finally:
             getattr(inner, "close", lambda: None)()  # an early close cancels it there
-            with self._cond:
-                self._running.remove(run)
+            self._release(slot)
+
+    def _stop(self, run: Running) -> None:
+        """Cancel one request: out of the queue if it waits, else by its id in its
+        worker (the worker answers with a DoneEvent ``cancelled``)."""
+        with self._cond:
+            run.cancelled = True
+            if run.ticket is not None:
+                run.ticket.cancelled = True
+            stream = run.stream
+            self._schedule()
+            self._cond.notify_all()
+        stop = getattr(stream, "cancel", None)
+        if callable(stop):
+            stop()
+
+    def embed(self, texts: list[str], model: ModelRef = None, model_path: str | None = None,
+              pooling: str | None = None) -> Any:
+        """Embeddings computed in ``model``'s worker (loaded first if needed)."""
+        slot = self._acquire(self.config_for(model), None, None, None)
+        if slot is None:
+            raise EngineError("The request was cancelled.")
+        try:
+            embed = getattr(slot.worker, "embed", None)
+            if embed is None:
+                raise EngineError("This engine does not compute embeddings.")
+            return embed(texts, model_path, pooling)
+        finally:
             self._release(slot)
 
     def cancel(self, request_id: int | None = None, owner: object | None = None) -> None:
-        """Stop requests: waiting ones end at once; running ones stop at their next
-        token. ``owner`` (a view) limits it to that view's requests; with none, all."""
+        """Stop requests at once, waiting or running: ``owner`` (a view) limits it to
+        that view's requests; with none, every request of the pool."""
         with self._cond:
             for ticket in self._queue:
                 if owner is None or ticket.owner is owner:
                     ticket.cancelled = True
             runs = [r for r in self._running if owner is None or r.owner is owner]
-            whole = {r.slot for r in runs
-                     if all(o.owner is owner or owner is None
-                            for o in self._running if o.slot is r.slot)}
-            for run in runs:
-                if run.slot not in whole:
-                    run.cancelled = True
-            self._schedule()
-            self._cond.notify_all()
-        for slot in whole:  # every request there is the canceller's: the worker stops it now
-            slot.worker.cancel(request_id)
+        for run in runs:
+            self._stop(run)
 
     def unload(self, model: ModelRef | PoolKey = None, wait: bool = True) -> None:
         """Unload one model (every worker of that file) or, with none, all of them; a model

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from core.engine.api import LoadedModelInfo
 from core.engine.config import EngineConfig
@@ -53,8 +54,12 @@ class PoolEvent:
 
 @dataclass(eq=False)
 class Running:
-    slot: Slot
-    owner: object | None
+    """One request through the pool: waiting (``ticket``), then on a slot (``stream``)."""
+
+    owner: object | None = None
+    slot: Slot | None = None
+    ticket: Ticket | None = None
+    stream: Any = None
     cancelled: bool = False
 
 
@@ -95,8 +100,8 @@ class PoolScheduler(PoolStatus):
 
     # -- admission ----------------------------------------------------------------------
     def _acquire(self, config: EngineConfig, keep_alive_s: float | None,
-                 on_wait: Callable[[Waiting], None] | None, owner: object | None
-                 ) -> Slot | None:
+                 on_wait: Callable[[Waiting], None] | None, owner: object | None,
+                 run: Running | None = None) -> Slot | None:
         """A ready slot for ``config`` with this request counted on it; None if the
         request was cancelled while it waited. Raises the load's error."""
         key = key_of(config)
@@ -109,6 +114,8 @@ class PoolScheduler(PoolStatus):
                 self._admit(ticket, slot)
                 return slot
             self._queue.append(ticket)
+            if run is not None:
+                run.ticket = ticket
             self._schedule()
             while True:
                 if ticket.slot is not None:

@@ -1,9 +1,10 @@
 """One model of the pool as a plain ``EngineBackend``: what the GUI's bridge and the server
 hold, unchanged, while the pool decides what is resident.
 
-A view is bound to a load config (``None``: it follows the pool's current model). Its
-``load(config)`` re-binds it — the GUI switching a chat's model — and makes that model
-resident without unloading the others. ``cancel()`` stops only the requests that came
+A view is bound to a load config, or follows the pool's current model (``None``: the GUI's
+bridge, the server's default). Its ``load(config)`` makes that model resident without
+unloading the others: the pool's current one (the GUI switching a chat's model), or the
+view's own. ``cancel()`` stops only the requests that came
 through this view (a chat's Stop never stops an API client's reply on the same model), and
 ``close()`` ends nothing but those: the pool and its workers are shared.
 """
@@ -26,6 +27,8 @@ class RoutingPool(Protocol):
 
     def config_for(self, model: Any) -> EngineConfig: ...
 
+    def load(self, config: EngineConfig) -> LoadedModelInfo: ...
+
     def info_for(self, config: EngineConfig) -> LoadedModelInfo | None: ...
 
     def ensure(self, config: EngineConfig, keep_alive_s: float | None = None,
@@ -41,6 +44,9 @@ class RoutingPool(Protocol):
     def unload(self, model: Any = None, wait: bool = True) -> None: ...
 
     def in_flight_for(self, config: EngineConfig) -> int: ...
+
+    def embed(self, texts: list[str], model: Any = None, model_path: str | None = None,
+              pooling: str | None = None) -> Any: ...
 
 
 class PoolBackend:
@@ -71,11 +77,20 @@ class PoolBackend:
         return self.pool.in_flight_for(self.config) if self.config is not None else 0
 
     def load(self, config: EngineConfig) -> LoadedModelInfo:
-        """Bind to ``config``'s model and make it resident (others stay loaded)."""
+        """Make ``config``'s model resident (others stay loaded). A view that follows the
+        pool's current model (the GUI's, the server's default) makes it the current one;
+        a bound view re-binds to it."""
+        if self.config is None:
+            return self.pool.load(config)
         resolved = self.pool.config_for(config)
         info = self.pool.ensure(resolved, self.keep_alive_s, owner=self)
         self.config = resolved
         return info
+
+    def embed(self, texts: list[str], model_path: str | None = None,
+              pooling: str | None = None) -> Any:
+        """Embeddings from the bound model's worker (the server's /v1/embeddings)."""
+        return self.pool.embed(texts, self.config, model_path, pooling)
 
     def generate(self, request: GenerationRequest) -> Iterator[Event]:
         return self.pool.generate(request, self.config, keep_alive_s=self.keep_alive_s,
