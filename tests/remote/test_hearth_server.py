@@ -63,10 +63,17 @@ def test_cli_streams_from_another_hearth(hearth_server: HearthServe, isolated_ho
     assert 1 <= done["metrics"]["decode_tokens"] <= 16
     listed = cli(isolated_home, "models", "--engine", hearth_server.url, "--json")
     assert listed.returncode == 0, listed.stderr
-    row = json.loads(listed.stdout)
-    assert row["server"] == "Hearth" and row["base_url"] == hearth_server.url
-    shown = cli(isolated_home, "models", "--engine", hearth_server.url).stdout.split()
-    assert shown[-4:] == ["?", "?", "ctx", "?"], shown  # unknown, never made up
+    rows = [json.loads(line) for line in listed.stdout.splitlines()]  # one per model
+    assert rows and all(r["server"] == "Hearth" and r["base_url"] == hearth_server.url
+                        for r in rows)
+    shown = cli(isolated_home, "models", "--engine", hearth_server.url).stdout.splitlines()
+    assert len(shown) == len(rows)
+    for line, row in zip(shown, rows, strict=True):
+        # parameters and context are unknown over the API: "?", never made up; the file's
+        # size is reported by Hearth's server (its library knows it)
+        words = line.split()
+        assert words[0] == row["id"] and words[2:5] == ["?", "?", "ctx"], line
+        assert (words[5] != "?") == bool(row["size_bytes"]), line
 
 
 def test_cli_ctrl_c_stops_another_hearth(hearth_server: HearthServe, isolated_home) -> None:
