@@ -108,3 +108,20 @@ def test_vector_scores_are_cosine_best_first(indexed: tuple[DocumentStore, Index
     expected = np.argsort(-(vectors @ vectors[7]))[:5]
     assert [i for i, _ in found] == [ids[j] for j in expected]
     store.close()
+
+
+def test_a_crowded_out_collection_still_finds_its_match(tmp_path: Path,
+                                                        doc_tokenizer: ModelTokenizer) -> None:
+    from core.chat.documents import Indexer
+
+    with DocumentStore(tmp_path / "s.sqlite3") as store:
+        for name, count, text in (("loud", 20, "heron heron heron heron"),
+                                  ("quiet", 1, "a long note that names a heron once " * 5)):
+            folder = tmp_path / name
+            folder.mkdir()
+            for i in range(count):
+                (folder / f"{i}.txt").write_text(text)
+            store.add_roots(store.create_collection(name), [folder])
+            Indexer(store, doc_tokenizer).index(name)
+        hits = Retriever(store).search(["quiet"], "heron", top_k=1, candidates=1).hits
+        assert [h.chunk.collection for h in hits] == ["quiet"]

@@ -64,17 +64,39 @@ def _in(ids: list[int]) -> str:
     return ",".join(str(int(i)) for i in ids)
 
 
+def _ranked(store: DocumentStore, table: str, collection_ids: list[int], match: str,
+            limit: int) -> list[tuple[int, float]]:
+    """Top chunks of one FTS table in the collections. The FTS query runs alone (joining
+    every match to its file costs more than the ranking) and the few best are filtered by
+    collection; when other collections crowd them out, it asks again for more, then joins."""
+    wanted = set(collection_ids)
+    for fetch in (limit * 2, limit * 16):
+        rows = store.query(f"SELECT rowid, bm25({table}) AS s FROM {table} "
+                           f"WHERE {table} MATCH ? ORDER BY s LIMIT ?", (match, fetch))
+        if not rows:
+            return []
+        ids = [int(r[0]) for r in rows]
+        owner = dict(store.query(
+            f"SELECT c.id, f.collection_id FROM chunks c JOIN files f ON f.id = c.file_id "
+            f"WHERE c.id IN ({_in(ids)})"))
+        kept = [(int(i), -float(s)) for i, s in rows if owner.get(int(i)) in wanted]
+        if len(kept) >= limit or len(rows) < fetch:
+            return kept[:limit]
+    rows = store.query(
+        f"SELECT c.id, bm25({table}) AS s FROM {table} "
+        f"JOIN chunks c ON c.id = {table}.rowid JOIN files f ON f.id = c.file_id "
+        f"WHERE {table} MATCH ? AND f.collection_id IN ({_in(collection_ids)}) "
+        "ORDER BY s LIMIT ?", (match, limit))
+    return [(int(i), -float(s)) for i, s in rows]
+
+
 def word_search(store: DocumentStore, collection_ids: list[int], query: LexicalQuery,
                 limit: int) -> list[tuple[int, float]]:
     """Chunks ranked by BM25 over the word index: (chunk id, score; higher is better)."""
     if not query.words or not collection_ids:
         return []
-    rows = store.query(
-        "SELECT c.id, bm25(chunks_fts) AS s FROM chunks_fts "
-        "JOIN chunks c ON c.id = chunks_fts.rowid JOIN files f ON f.id = c.file_id "
-        f"WHERE chunks_fts MATCH ? AND f.collection_id IN ({_in(collection_ids)}) "
-        "ORDER BY s LIMIT ?", (" OR ".join(map(_quote, query.words)), limit))
-    return [(int(i), -float(s)) for i, s in rows]
+    return _ranked(store, "chunks_fts", collection_ids, " OR ".join(map(_quote, query.words)),
+                   limit)
 
 
 def cjk_search(store: DocumentStore, collection_ids: list[int], query: LexicalQuery,
@@ -86,12 +108,8 @@ def cjk_search(store: DocumentStore, collection_ids: list[int], query: LexicalQu
     short = [run for run in query.cjk if len(run) < 3]
     found: dict[int, float] = {}
     if grams:
-        rows = store.query(
-            "SELECT c.id, bm25(chunks_tri) AS s FROM chunks_tri "
-            "JOIN chunks c ON c.id = chunks_tri.rowid JOIN files f ON f.id = c.file_id "
-            f"WHERE chunks_tri MATCH ? AND f.collection_id IN ({_in(collection_ids)}) "
-            "ORDER BY s LIMIT ?", (" OR ".join(map(_quote, grams)), limit))
-        found.update((int(i), -float(s)) for i, s in rows)
+        found.update(_ranked(store, "chunks_tri", collection_ids,
+                             " OR ".join(map(_quote, grams)), limit))
     for run in short:  # too short for a trigram: a substring scan (rare, small queries)
         rows = store.query(
             "SELECT c.id FROM chunks c JOIN files f ON f.id = c.file_id "
