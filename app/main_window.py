@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 from app.bridge import Background, EngineBridge
 from app.chat_list import ChatList
 from app.chat_view import ChatView, footer_text
+from app.documents_pane import DocumentsPane
 from app.menus import build_menus
 from core.chat.conversation import Conversation, Turn
 from core.chat.history import HistoryStore
@@ -63,6 +64,7 @@ class MainWindow(QMainWindow):
         self.setMinimumSize(800, 560)
         self._build()
         build_menus(self)
+        self.documents = DocumentsPane(self)  # View › Documents; sends with collections
         bridge.loaded.connect(self._on_loaded)
         bridge.loadFailed.connect(self._on_load_failed)
         bridge.textReady.connect(self._on_text)
@@ -207,6 +209,7 @@ class MainWindow(QMainWindow):
         if self.bridge.busy:
             return
         self.conversation = Conversation()
+        self.documents.set_chat(None)
         self.view.clear()
         self.system_prompt.clear()
         self.input.setFocus()
@@ -236,6 +239,7 @@ class MainWindow(QMainWindow):
                 conv.turns.append(Turn("error", m.error))
                 self.view.add("error", m.error)
         self.conversation = conv
+        self.documents.set_chat(chat.id)
         self.system_prompt.setText(chat.system_prompt)
         self._update_buttons()
 
@@ -296,7 +300,7 @@ class MainWindow(QMainWindow):
         self.io.run(lambda: setattr(reply, "message_id", self.history.add_message(
             conv.chat_id, "assistant", "", complete=False)))
         self._saver.start()
-        self.bridge.generate(request)
+        self.documents.generate(request, self.bridge.generate)
 
     def _on_text(self, text: str) -> None:
         if self._reply is None or self.view.last is None:
@@ -389,4 +393,5 @@ class MainWindow(QMainWindow):
         settings = self.settings
         self.io.run(lambda: save_settings(settings))
         self.io.shutdown()
+        self.documents.shutdown()
         super().closeEvent(event)

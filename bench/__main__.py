@@ -44,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="skip the memory-prediction check")
     parser.add_argument("--skip-speculative", action="store_true",
                         help="skip speculative decoding (F32 + twin, prompt lookup)")
+    parser.add_argument("--skip-docs", action="store_true",
+                        help="skip the documents retrieval evaluation (bench/docs_bench.py)")
     args = parser.parse_args(argv)
     model = args.model or default_model_path()
     rows, setup = bench_engine(model, args.rounds, args.reps)
@@ -58,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     cold_start.main([])
     if not args.skip_speculative:
         bench_speculative(args.rounds)
+    if not args.skip_docs:
+        from bench import docs_bench
+
+        save("docs", docs_bench.main([]))
     if args.skip_planner:
         return 0
     from bench import planner_verify
