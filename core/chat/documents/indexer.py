@@ -19,12 +19,14 @@ import logging
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from core.chat.documents.chunking import chunk_sections
+from core.chat.documents.chunking import Chunk, chunk_sections
 from core.chat.documents.embedding import DocumentEmbedder
 from core.chat.documents.errors import ReadError
 from core.chat.documents.readers import read_sections, supported
@@ -134,6 +136,19 @@ def _under(path: str, roots: list[str]) -> bool:
     return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
 
 
+_AHEAD = 4  # files read ahead of the one being stored
+
+
+@dataclass(frozen=True)
+class _Read:
+    """A file read on a pool thread: ``chunks`` None = same bytes as stored."""
+
+    size: int
+    digest: str
+    chunks: list[Chunk] | None
+    error: str | None
+
+
 class Indexer:
     """Indexes collections of one store; ``tokenizer`` defaults to the bundled model's."""
 
@@ -173,14 +188,28 @@ class Indexer:
         report.unchanged = len(found) - len(work)
         total_bytes = sum(size for _, (size, _m) in work)
         done_bytes = 0
-        for i, (path, (size, mtime_ns)) in enumerate(work):
-            if self.cancel.is_set():
-                report.cancelled = True
-                break
-            self.progress(IndexProgress(collection.name, "index", i, len(work), done_bytes,
-                                        total_bytes, path, time.perf_counter() - t0))
-            self._index_file(collection, path, size, mtime_ns, stored.get(path), report)
-            done_bytes += size
+        # Files are read and chunked two at a time (llama.cpp's tokenizer runs without the
+        # GIL) and stored one by one, in order, so a kill still leaves a clean prefix.
+        with ThreadPoolExecutor(2, thread_name_prefix="hearth-index") as pool:
+            ahead: deque[tuple[str, int, int, Future[_Read]]] = deque()
+            queue = iter(work)
+            for i in range(len(work)):
+                while len(ahead) < _AHEAD and (item := next(queue, None)) is not None:
+                    path, (size, mtime_ns) = item
+                    ahead.append((path, size, mtime_ns, pool.submit(
+                        self._read, collection, path, stored.get(path))))
+                if self.cancel.is_set():
+                    report.cancelled = True
+                    for *_, future in ahead:
+                        future.cancel()
+                    break
+                path, size, mtime_ns, future = ahead.popleft()
+                self.progress(IndexProgress(collection.name, "index", i, len(work),
+                                            done_bytes, total_bytes, path,
+                                            time.perf_counter() - t0))
+                self._store(collection, path, size, mtime_ns, stored.get(path),
+                            future.result(), report)
+                done_bytes += size
         if self.embedder is not None and not report.cancelled:
             report.embedded = self._embed(collection, t0)
             report.cancelled = self.cancel.is_set()
@@ -192,29 +221,39 @@ class Indexer:
             log.warning("not indexed: %s: %s", path, error)
         return report
 
-    def _index_file(self, collection: Collection, path: str, size: int, mtime_ns: int,
-                    old: FileRow | None, report: IndexReport) -> None:
+    def _read(self, collection: Collection, path: str, old: FileRow | None) -> _Read:
+        """Read, hash and (when the bytes changed) chunk one file; on a pool thread."""
         try:
             data = Path(path).read_bytes()
         except OSError as err:
-            report.failed.append((path, f"cannot be read ({err.strerror or err})"))
-            return
-        report.bytes_read += len(data)
+            return _Read(0, "", None, f"cannot be read ({err.strerror or err})")
         digest = hashlib.sha256(data).hexdigest()
         if old is not None and old.sha256 == digest and old.error is None:
-            self.store.touch_file(old.id, size, mtime_ns)
-            report.touched.append(path)
-            return
+            return _Read(len(data), digest, None, None)  # same bytes: nothing to chunk
         try:
             sections = read_sections(Path(path), data)
             chunks = chunk_sections(sections, self.tokenizer, collection.chunk_tokens,
                                     collection.chunk_overlap)
-            error = None
         except ReadError as err:
-            chunks, error = [], str(err)
-            report.failed.append((path, error))
-        self.store.replace_file(collection, path, size, mtime_ns, digest, chunks, error)
-        report.chunks += len(chunks)
+            return _Read(len(data), digest, [], str(err))
+        return _Read(len(data), digest, chunks, None)
+
+    def _store(self, collection: Collection, path: str, size: int, mtime_ns: int,
+               old: FileRow | None, read: _Read, report: IndexReport) -> None:
+        report.bytes_read += read.size
+        if not read.digest:  # could not even be read: reported, tried again next time
+            report.failed.append((path, read.error or "cannot be read"))
+            return
+        if read.chunks is None:
+            assert old is not None
+            self.store.touch_file(old.id, size, mtime_ns)
+            report.touched.append(path)
+            return
+        if read.error is not None:
+            report.failed.append((path, read.error))
+        self.store.replace_file(collection, path, size, mtime_ns, read.digest, read.chunks,
+                                read.error)
+        report.chunks += len(read.chunks)
         (report.updated if old is not None else report.added).append(path)
 
     def _embed(self, collection: Collection, t0: float) -> int:
