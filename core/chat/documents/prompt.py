@@ -102,6 +102,18 @@ class DocumentPrompt:
     def cite(self, reply: str) -> Citations:
         return resolve_citations(reply, self.sources)
 
+    def to_json(self, reply: str | None = None) -> dict[str, Any]:
+        """What a front end returns beside the answer (the API server's ``hearth``
+        extension): the passages sent, which ``[n]`` the reply cited, the breakdown."""
+        data: dict[str, Any] = {"sources": [s.to_json() for s in self.sources],
+                                "breakdown": self.breakdown.to_dict(),
+                                "retrieval": self.search.mode, "notes": self.search.notes}
+        if reply is not None:
+            cited = self.cite(reply)
+            data["cited"] = [s.n for s in cited.cited]
+            data["unknown_citations"] = cited.unknown
+        return data
+
 
 class _Packer:
     """Fills the documents block in rank order under the budget, counting exactly."""
