@@ -1,5 +1,6 @@
 """The Documents pane: collections, indexing progress, which collections a chat uses, the
-budget and template, the token breakdown of what is sent, and the sources of the reply.
+budget and template, the token breakdown of what is sent, and the sources of the reply (in
+the pane, and as links under the reply itself: :class:`SourcesStrip`).
 
 A dock beside the chat (View › Documents, Ctrl+D). Everything that touches the disk or the
 tokenizer runs on the pane's own :class:`Background` worker (one at a time: indexing, the
@@ -13,13 +14,14 @@ Signals: ``progressed(object)`` (an IndexProgress, from the worker), ``indexed(o
 
 from __future__ import annotations
 
+import html
 import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import QDesktopServices, QKeySequence
+from PySide6.QtGui import QCursor, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -34,6 +36,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSpinBox,
+    QToolTip,
     QVBoxLayout,
     QWidget,
 )
@@ -48,6 +51,7 @@ from core.chat.documents import (
     IndexReport,
     build_document_prompt,
 )
+from core.chat.documents.sources import Source
 from core.chat.documents.template import SEED_TEMPLATE, check_template
 from core.chat.documents.tokens import ModelTokenizer
 from core.chat.documents.watch import FolderWatcher
@@ -88,6 +92,34 @@ class TemplateDialog(QDialog):
             self.error.setText(str(err))
             return
         self.accept()
+
+
+class SourcesStrip(QLabel):
+    """The sources under a reply: ``[n] file, page`` links (cited ones first, in bold) that
+    open the file; hovering one shows the exact passage the model was given."""
+
+    def __init__(self, sources: list[Source], cited: set[int],
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("sources")
+        self.sources = {str(s.n): s for s in sources}
+        links = []
+        for s in sorted(sources, key=lambda s: (s.n not in cited, s.n)):
+            text = html.escape(f"[{s.n}] {s.label()}")
+            link = f'<a href="{s.n}">{text}</a>'
+            links.append(f"<b>{link}</b>" if s.n in cited else link)
+        self.setText("Sources: " + " · ".join(links))
+        self.setWordWrap(True)
+        self.setTextInteractionFlags(Qt.TextInteractionFlag.LinksAccessibleByMouse)
+        self.linkActivated.connect(self.open)
+        self.linkHovered.connect(self._preview)
+
+    def open(self, n: str) -> None:
+        QDesktopServices.openUrl(QUrl.fromLocalFile(self.sources[n].path))
+
+    def _preview(self, n: str) -> None:
+        source = self.sources.get(n)
+        QToolTip.showText(QCursor.pos(), source.text[:1200] if source else "", self)
 
 
 class DocumentsPane(QDockWidget):
@@ -323,6 +355,9 @@ class DocumentsPane(QDockWidget):
             item.setToolTip(s.text[:1200])
             item.setData(Qt.ItemDataRole.UserRole, s.path)
             self.sources.addItem(item)
+        last = self.window_.view.last
+        if last is not None and prompt.sources:
+            last.layout().addWidget(SourcesStrip(prompt.sources, cited, last))
         self._selection_changed()  # a new chat has its id by now: remember its collections
 
     def _open_source(self, item: QListWidgetItem) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt
 
-from app.documents_pane import TemplateDialog
+from app.documents_pane import SourcesStrip, TemplateDialog
 from core.chat.documents import DocumentPrompt, IndexProgress
 from core.chat.documents.template import SEED_TEMPLATE
 from core.engine import DoneEvent
@@ -51,6 +51,9 @@ def test_a_folder_added_in_the_pane_answers_the_chat(qtbot, make_window,
     paths = {pane.sources.item(i).data(Qt.ItemDataRole.UserRole)
              for i in range(pane.sources.count())}
     assert paths == {s.path for s in prompt.sources}  # what "open the file" opens
+    strip = window.view.last.findChild(SourcesStrip, "sources")
+    assert strip is not None and set(strip.sources) == {str(s.n) for s in prompt.sources}
+    assert f"[1] {prompt.sources[0].label()}" in strip.text()
     chat_id = window.conversation.chat_id
     qtbot.waitUntil(lambda: pane.store.chat_collections(chat_id) == ["notes"], timeout=TIMEOUT)
 
