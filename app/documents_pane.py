@@ -375,6 +375,7 @@ class DocumentsPane(QDockWidget):
     def _on_indexed(self, report: IndexReport) -> None:
         self.progress.setVisible(False)
         self.status.setText(report.summary())
+        self.status.setToolTip("\n".join(f"{path}: {error}" for path, error in report.failed))
         checked = self.selected()
         if self._check_next:  # a folder just added is used by this chat
             checked, self._check_next = [*checked, self._check_next], None
