@@ -44,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="skip the memory-prediction check")
     parser.add_argument("--skip-speculative", action="store_true",
                         help="skip speculative decoding (F32 + twin, prompt lookup)")
+    parser.add_argument("--skip-batched", action="store_true",
+                        help="skip many sequences per decode and the hearth-cli path")
     parser.add_argument("--skip-docs", action="store_true",
                         help="skip the documents retrieval evaluation (bench/docs_bench.py)")
     args = parser.parse_args(argv)
@@ -52,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     print_table(f"Engine vs llama.cpp — {setup['model']}, {setup['threads']} threads", rows)
     path = save("engine", {"setup": setup, "rows": [r.to_dict() for r in rows]})
     print(f"\nraw samples: {path}", file=sys.stderr)
+    if not args.skip_batched:
+        bench_batching(model)
     from bench import gui_bench
 
     gui_bench.main()
@@ -70,6 +74,24 @@ def main(argv: list[str] | None = None) -> int:
 
     print("\nMemory planner: predicted vs measured host memory")
     return planner_verify.main()
+
+
+def bench_batching(model: Path) -> None:
+    """Aggregate decode at 1-16 sequences vs llama-batched-bench; hearth-cli's stdout vs
+    llama-bench tg (the single stream on the user's path)."""
+    from bench.batched_bench import bench_batched
+    from bench.cli_bench import bench_cli
+
+    rows, setup = bench_batched(model)
+    print_table(f"Continuous batching vs llama-batched-bench — pp{setup['pp']} + tg{setup['tg']}, "
+                f"{setup['threads']} threads (goal >= 0.95 at every width)", rows)
+    path = save("batched", {"setup": setup, "rows": [r.to_dict() for r in rows]})
+    print(f"\nraw samples: {path}", file=sys.stderr)
+    rows, setup = bench_cli(model)
+    print_table("The user's path: hearth-cli generate --json, timed from outside "
+                "(goal >= 0.97)", rows)
+    path = save("cli-path", {"setup": setup, "rows": [r.to_dict() for r in rows]})
+    print(f"\nraw samples: {path}", file=sys.stderr)
 
 
 def bench_speculative(rounds: int) -> None:

@@ -25,6 +25,7 @@ from core.engine import (
     TextEvent,
 )
 from core.engine.process.client import EngineClient
+from core.engine.process.worker import WorkerOptions
 from core.engine.sampling import DEFAULT_SEED, PRESETS, Preset
 from core.telemetry import TelemetrySampler, account
 
@@ -65,6 +66,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=_positive_int, help="CPU threads (default: cores)")
     parser.add_argument("--gpu-layers", type=int, default=-1,
                         help="layers to offload to the GPU (-1 all, 0 none)")
+    parser.add_argument("--parallel", type=_positive_int, default=1,
+                        help="requests decoded together (sequences sharing the context)")
 
 
 def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
@@ -132,10 +135,12 @@ def engine_from_args(args: argparse.Namespace) -> EngineClient:
     """A worker-process engine with the model loaded (a crash in llama.cpp then ends the
     worker, not the command); load notes such as a CPU fallback go to stderr."""
     speculation = _speculation_config(args)
-    client = EngineClient()
+    client = EngineClient(WorkerOptions(verbose=getattr(args, "verbose", False)))
+    n_seq = max(args.parallel, getattr(args, "beams", 1))
     try:
         loaded = client.load(EngineConfig(model_path=args.model, n_ctx=args.ctx,
                                           n_threads=args.threads, n_gpu_layers=args.gpu_layers,
+                                          n_seq_max=n_seq,
                                           **speculation))  # type: ignore[arg-type]
     except BaseException:
         client.close()
@@ -150,7 +155,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source = gen.add_mutually_exclusive_group(required=True)
     source.add_argument("--prompt", help="raw text to complete (no chat template)")
     source.add_argument("--chat", help="a user message, rendered with the chat template")
+    source.add_argument("--prompt-file", type=Path, metavar="FILE",
+                        help="one prompt per line, all run at once (see --parallel)")
+    gen.add_argument("--chat-lines", action="store_true",
+                     help="with --prompt-file: each line is a user message, not raw text")
     gen.add_argument("--system", help="system prompt (with --chat)")
+    gen.add_argument("--beams", type=_positive_int, default=1,
+                     help="beam search over N sequences (greedy, length-normalized)")
+    gen.add_argument("--all-beams", action="store_true",
+                     help="with --beams: print every hypothesis with its score")
+    gen.add_argument("--ignore-eos", action="store_true",
+                     help="decode through end-of-text tokens (exact token counts, for benchmarks)")
     gen.add_argument("--json", action="store_true", help="one JSON object per event")
     add_model_arguments(gen)
     add_speculation_arguments(gen)
@@ -169,9 +184,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _request(args: argparse.Namespace, messages: list[ChatMessage] | None) -> GenerationRequest:
+    beams = getattr(args, "beams", 1)
     return GenerationRequest(
         messages=messages, prompt=None if messages is not None else args.prompt,
         sampling=sampling_from_args(args), max_tokens=args.max_tokens, stop=args.stop,
+        beams=beams, return_beams=beams > 1 and getattr(args, "all_beams", False),
+        ignore_eos=getattr(args, "ignore_eos", False),
     )
 
 
@@ -207,6 +225,12 @@ def _print_stream(events: Iterator[Event], as_json: bool,
 
 
 def run_generate(args: argparse.Namespace) -> int:
+    if args.prompt_file is not None:
+        from cli.parallel import run_parallel
+
+        args.prompt = ""
+        with engine_from_args(args) as engine:
+            return run_parallel(args, engine, _request(args, None))
     messages = None
     if args.chat is not None:
         messages = [ChatMessage("system", args.system)] if args.system else []
@@ -230,6 +254,8 @@ def run_generate(args: argparse.Namespace) -> int:
         return 1
     if not args.json:
         print()
+        for text, score in final.beams or []:
+            print(f"[beam {score:.4f}] {text}", file=sys.stderr)
         print(_stats_line(final), file=sys.stderr)
     return 0
 

@@ -34,3 +34,16 @@ class EngineError(HearthError):
 
 class ConfigError(HearthError):
     """A setting or command-line value is invalid."""
+
+
+class QueueFullError(EngineError):
+    """Too many requests are waiting; ``retry_after_s`` is a fair guess of when to retry
+    (the API answers 429 with it as ``Retry-After``)."""
+
+    def __init__(self, message: str, retry_after_s: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class ContextFullError(EngineError):
+    """The KV cache cannot hold this request next to the ones already running."""

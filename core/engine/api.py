@@ -80,9 +80,9 @@ class GenerationRequest:
 
 @dataclass
 class TokenLogprob:
-    """One generated token's log-probability under the model (after the penalties and the
-    grammar, before temperature and truncation, as OpenAI reports it) and the ``top`` most
-    likely alternatives at that position, as (text, log-probability) pairs."""
+    """One generated token's log-probability under the model's own distribution at that
+    position (the raw logits' log-softmax: before penalties, grammar, temperature and
+    truncation) and the ``top`` most likely alternatives, as (text, log-probability)."""
 
     token: str
     logprob: float
@@ -114,6 +114,7 @@ class DoneEvent:
     metrics: RequestMetrics
     template: str | None = None
     beams: list[tuple[str, float]] | None = None  # (text, score), best first, when asked
+    tokens: list[int] = field(default_factory=list)  # the generated token ids, in order
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -134,6 +135,7 @@ class ErrorEvent:
     message: str
     kind: str = "error"
     partial_text: str = ""
+    retry_after_s: float = 0.0  # for a full queue: when trying again makes sense
 
     def to_dict(self) -> dict[str, Any]:
         return {"event": "error", **asdict(self)}

@@ -27,3 +27,7 @@ class EngineConfig:
     draft: Literal["model", "twin", "lookup"] | None = None
     draft_model_path: Path | None = None
     draft_max: int = 16
+    # Requests decoded together (sequences over one unified KV cache of n_ctx cells) and
+    # how many may wait for one; 1 = one request at a time, as a lone chat needs.
+    n_seq_max: int = 1
+    queue_limit: int = 64

@@ -39,6 +39,12 @@ class RequestMetrics:
     llama_decode_ms: float = 0.0
     llama_decode_tokens: int = 0
     speculative: dict[str, Any] | None = None
+    # Its share of the engine when requests run together: tokens it put into decodes, and
+    # the decode wall time split by tokens evaluated (telemetry shares energy by it).
+    evaluated_tokens: int = 0
+    engine_share_ms: float = 0.0
+    concurrent: bool = False  # other requests ran beside it at some point
+    queued_ms: float = 0.0  # waiting for a free sequence or KV room before it started
     # The request's window on the CLOCK_MONOTONIC clock shared by every process, so the
     # parent can line it up with its power samples (energy accounting).
     t_start_ns: int = 0

@@ -15,7 +15,11 @@ up to the request's total by construction and "other" is only what no clock cove
 
 Energy is the trapezoid integral of the sampled power over the request's window
 ``[end - total, end]``, with the power linearly interpolated at the window's edges; it is
-labelled "measured" or "estimated" as the samples were. Cost is energy × electricity price,
+labelled "measured" or "estimated" as the samples were. When requests ran together (the
+scheduler batches them), each step's work is split between them in proportion to the tokens
+each put into that step (``RequestMetrics.engine_share_ms``): a request is charged the
+window's energy times its share of the engine time over that window, so concurrent requests
+add up to what the machine drew and nothing is counted twice. Cost is energy × electricity price,
 set against the seed's cloud reference ("Cloud API (OpenAI): $0.01 per 1K tokens").
 Everything converts to plain JSON types with ``to_dict``.
 """
@@ -25,7 +29,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from core.engine.api import DoneEvent
@@ -63,6 +67,7 @@ class EnergyIntegral:
     n_samples: int
     coverage: float
     mean_w: float | None
+    share: float = 1.0  # the request's part of the window's energy (1: it ran alone)
 
 
 def breakdown(m: RequestMetrics) -> list[Phase]:
@@ -171,6 +176,7 @@ class RequestAccounting:
                 "j_per_token": _r(self.j_per_token, 5), "mean_w": _r(self.energy.mean_w, 3),
                 "label": self.energy.label, "formula": self.formula,
                 "samples": self.energy.n_samples, "coverage": self.energy.coverage,
+                "share": self.energy.share,
             },
             "cost": {
                 "usd": _r(self.cost_usd, 9), "usd_per_1k_tokens": _r(self.usd_per_1k_tokens, 9),
@@ -205,6 +211,10 @@ def accounting_for(
     t1 = t_end_ns
     t0 = t1 - int(m.total_ms * 1e6)
     energy = integrate_energy(samples, t0, t1)
+    if m.concurrent and m.engine_share_ms > 0 and m.total_ms > 0:
+        share = min(1.0, m.engine_share_ms / m.total_ms)
+        energy = replace(energy, share=round(share, 4),
+                         joules=None if energy.joules is None else energy.joules * share)
     return RequestAccounting(
         total_ms=m.total_ms, ttft_ms=m.ttft_ms, decode_tok_s=m.decode_tok_s,
         prefill_tok_s=m.prefill_tok_s, prompt_tokens=m.prompt_tokens,

@@ -83,3 +83,17 @@ def test_session_ledger_totals_and_csv(tmp_path: Path) -> None:
     assert float(rows[1]["joules"]) == pytest.approx(5.0)
     assert rows[1]["energy_label"] == "estimated" and float(rows[0]["decode_ms"]) == 195.0
     assert json.dumps(tot.to_dict())
+
+
+def test_concurrent_requests_share_the_energy_by_engine_time() -> None:
+    """Two requests batched together over one second at a flat 10 W: each is charged its
+    share of the engine time, and together they add up to what the machine drew."""
+    samples = _flat(10.0, 0.0, 2.0)
+    a = _metrics(total_ms=1000.0, t_end_ns=1 * S, concurrent=True, engine_share_ms=600.0)
+    b = _metrics(total_ms=1000.0, t_end_ns=1 * S, concurrent=True, engine_share_ms=400.0)
+    alone = _metrics(total_ms=1000.0, t_end_ns=1 * S, engine_share_ms=400.0)
+    ja, jb = (accounting_for(m, samples, t_end_ns=S).joules for m in (a, b))
+    assert ja == pytest.approx(6.0) and jb == pytest.approx(4.0)
+    assert ja + jb == pytest.approx(10.0)  # the window's energy, counted once
+    assert accounting_for(alone, samples, t_end_ns=S).joules == pytest.approx(10.0)
+    assert accounting_for(a, samples, t_end_ns=S).to_dict()["energy"]["share"] == 0.6

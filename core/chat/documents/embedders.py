@@ -15,6 +15,7 @@ from pathlib import Path
 from core.chat.documents.embedding import DocumentEmbedder
 from core.chat.documents.errors import DocumentsError
 from core.chat.documents.store import Collection
+from core.engine.process.client import EngineClient
 
 EMBEDDING_ARCHITECTURES = frozenset({
     "bert", "nomic-bert", "nomic-bert-moe", "jina-bert-v2", "jina-bert-v3", "neo-bert",
@@ -54,12 +55,28 @@ def find_embedding_model() -> Path | None:
 
 
 def open_embedder(path: Path, pooling: str | None = None) -> DocumentEmbedder:
-    """An in-process embedder for ``path`` with the family's retrieval prefixes."""
+    """An in-process embedder for ``path`` (the GGUF's pooling, else mean), with the
+    family's retrieval prefixes. The command line indexes in-process: indexing is kill-safe,
+    so a crash in llama.cpp costs that command, never the index."""
     from core.engine.runtime.embedding import Embedder
 
     embedder = Embedder(Path(path), pooling=pooling)
-    return DocumentEmbedder.for_model(embedder.name, embedder.architecture, embedder.embed,
+    name = f"{embedder.name} {embedder.model.name}"
+    return DocumentEmbedder.for_model(name, embedder.model.architecture, embedder.embed,
                                       identity_of(path))
+
+
+def worker_embedder(client: EngineClient, path: Path,
+                    pooling: str | None = None) -> DocumentEmbedder:
+    """An embedder that computes in the engine's worker process (``EngineClient.embed``,
+    the weights loaded there once): what the app uses, so a crash ends the worker only."""
+    from core.gguf.reader import read_local
+
+    info = read_local(Path(path))
+    name = f"{Path(path).name} {info.name or ''}"
+    return DocumentEmbedder.for_model(
+        name, info.architecture, lambda texts: client.embed(texts, str(path), pooling),
+        identity_of(path))
 
 
 @dataclass

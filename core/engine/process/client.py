@@ -1,24 +1,31 @@
-"""The parent's side of the worker process: the same events as the in-process engine.
+"""The parent's side of the worker process: the same events as the in-process engine, for
+many consumers at once.
 
 ``EngineClient.generate(request)`` yields TextEvents then a DoneEvent or ErrorEvent, exactly
-like :meth:`Engine.generate`, whatever happens to the worker: if it dies mid-stream the
-stream ends with an ErrorEvent carrying the partial text, and the next request starts a
-fresh worker and reloads the model. Loading walks a fallback chain — the requested GPU
-layers, then half of the layers, then the CPU — when a GPU load fails or kills the worker,
-and reports each step in the ``LoadedModelInfo``'s notes.
+like :meth:`Engine.generate`, and may be called from several threads at once: a reader
+thread takes the worker's batched messages off the pipe and routes each event to its
+request's queue. Whatever happens to the worker, every open stream ends: if it dies
+mid-stream each ends with an ErrorEvent carrying its partial text, and the next request
+starts a fresh worker and reloads the model. Loading walks a fallback chain — the requested
+GPU layers, then half of the layers, then the CPU — when a GPU load fails or kills the
+worker, and reports each step in the ``LoadedModelInfo``'s notes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import multiprocessing as mp
 import os
-import signal
+import queue
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
+from typing import Any
+
+import numpy as np
 
 from core.engine.api import (
     DoneEvent,
@@ -29,54 +36,45 @@ from core.engine.api import (
     TextEvent,
 )
 from core.engine.config import EngineConfig
+from core.engine.process.death import WorkerDied, death_reason, error_of_kind, fewer_layers
 from core.engine.process.wire import (
     CancelCommand,
     Command,
+    EmbedCommand,
+    EmbeddingsEvent,
     GenerateCommand,
     LoadCommand,
     LoadFailedEvent,
     ShutdownCommand,
+    StatusEvent,
     UnloadCommand,
-    UnloadedEvent,
+    WhenBusy,
 )
 from core.engine.process.worker import WorkerOptions, worker_main
-from core.errors import EngineError, HearthError
+from core.errors import HearthError
 
-
-class WorkerDied(EngineError):
-    """The worker process ended unexpectedly; ``reason`` says how ("killed by SIGKILL")."""
-
-    def __init__(self, message: str, reason: str = "") -> None:
-        super().__init__(message)
-        self.reason = reason
-
-
-def _death_reason(process: BaseProcess) -> str:
-    process.join(timeout=5)
-    code = process.exitcode
-    if code is None:
-        return "it stopped answering"
-    if code < 0:
-        try:
-            return f"killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"exit code {code}"
+_DIED = object()  # pushed into every open queue when the worker goes away
 
 
 class EngineClient:
-    """Runs the engine in a worker process. ``generate`` is for one consumer thread at a
-    time; ``cancel`` may be called from any thread. Use as a context manager or ``close()``."""
+    """Runs the engine in a worker process. ``generate``, ``embed`` and ``cancel`` are
+    thread-safe; ``load``/``unload``/``close`` serialize with each other. Use as a context
+    manager or ``close()``."""
 
     def __init__(self, options: WorkerOptions | None = None) -> None:
         self.options = options or WorkerOptions()
         self._process: BaseProcess | None = None
         self._conn: Connection | None = None
         self._send_lock = threading.Lock()
+        self._life = threading.RLock()  # start, load, unload, reap
         self._config: EngineConfig | None = None
         self.loaded: LoadedModelInfo | None = None
-        self._next_id = 1
-        self._running_id: int | None = None
+        self._ids = itertools.count(1)
+        self._streams: dict[int, queue.SimpleQueue[Any]] = {}
+        self._streams_lock = threading.Lock()
+        self._control: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.running = 0  # the worker's last status: requests decoding or prefilling
+        self.waiting = 0  # ... and waiting for a sequence or KV room
 
     # -- process -----------------------------------------------------------------------
     @property
@@ -87,6 +85,12 @@ class EngineClient:
     def alive(self) -> bool:
         return self._process is not None and self._process.is_alive()
 
+    @property
+    def in_flight(self) -> int:
+        """Requests this client has open (streams not yet ended)."""
+        with self._streams_lock:
+            return len(self._streams)
+
     def _start(self) -> None:
         ctx = mp.get_context("spawn")  # never fork: the parent may be a Qt process
         parent_conn, child_conn = ctx.Pipe(duplex=True)
@@ -95,37 +99,68 @@ class EngineClient:
         process.start()
         child_conn.close()
         self._process, self._conn = process, parent_conn
+        self._control = queue.SimpleQueue()
+        threading.Thread(target=self._read, args=(parent_conn, self._control),
+                         name="engine-events", daemon=True).start()
+
+    def _read(self, conn: Connection, control: queue.SimpleQueue[Any]) -> None:
+        """Route the worker's messages until its pipe closes."""
+        while True:
+            try:
+                messages = conn.recv()
+            except (EOFError, OSError, ConnectionError):
+                break
+            for rid, event in messages:
+                if rid == 0:
+                    if isinstance(event, StatusEvent):
+                        self.running, self.waiting = event.running, event.waiting
+                    else:
+                        control.put(event)
+                    continue
+                with self._streams_lock:
+                    stream = self._streams.get(rid)
+                if stream is not None:
+                    stream.put(event)
+        control.put(_DIED)
+        with self._streams_lock:
+            for stream in self._streams.values():
+                stream.put(_DIED)
 
     def _reap(self) -> str:
         """Forget a dead (or hung) worker; returns why it ended."""
         reason = "it was not running"
-        if self._process is not None:
-            if self._process.is_alive():
-                self._process.kill()
-            reason = _death_reason(self._process)
-            self._process.close()
-        if self._conn is not None:
-            self._conn.close()
-        self._process = self._conn = None
-        self.loaded = None
+        with self._life:
+            if self._process is not None:
+                if self._process.is_alive():
+                    self._process.kill()
+                reason = death_reason(self._process)
+                self._process.close()
+            if self._conn is not None:
+                self._conn.close()
+            self._process = self._conn = None
+            self.loaded = None
         return reason
 
     def _send(self, command: Command) -> None:
-        if self._conn is None:
+        conn = self._conn
+        if conn is None:
             raise WorkerDied("The engine process is not running.")
-        with self._send_lock:
-            self._conn.send(command)
-
-    def _recv(self) -> tuple[int, object]:
-        assert self._conn is not None
         try:
-            return self._conn.recv()
-        except (EOFError, OSError, ConnectionError):
+            with self._send_lock:
+                conn.send(command)
+        except (OSError, ValueError) as err:
+            raise WorkerDied(f"The engine process is not reachable ({err}).") from None
+
+    def _answer(self) -> Any:
+        """The next load/unload answer; raises WorkerDied when the worker went away."""
+        answer = self._control.get()
+        if answer is _DIED:
             reason = self._reap()
-            raise WorkerDied(f"The engine process stopped ({reason}).", reason) from None
+            raise WorkerDied(f"The engine process stopped ({reason}).", reason)
+        return answer
 
     # -- loading -----------------------------------------------------------------------
-    def load(self, config: EngineConfig) -> LoadedModelInfo:
+    def load(self, config: EngineConfig, when_busy: WhenBusy = "wait") -> LoadedModelInfo:
         """Load a model (replacing any loaded one), falling back from GPU to CPU as needed.
         Raises :class:`HearthError` with the reason when no placement works."""
         from core.models.bundled import default_model_path
@@ -134,104 +169,136 @@ class EngineClient:
             config = replace(config, model_path=default_model_path())
         notes: list[str] = []
         layers = config.n_gpu_layers
-        while True:
-            attempt = replace(config, n_gpu_layers=layers)
-            try:
-                if not self.alive:
-                    self._reap()
-                    self._start()
-                self._send(LoadCommand(attempt))
-                _, answer = self._recv()
-            except WorkerDied as died:
-                if layers == 0:
-                    raise WorkerDied(f"The engine process crashed while loading the model "
-                                     f"({died.reason}).", died.reason) from None
-                notes.append(f"GPU load with {_layers_text(layers)} failed: the engine "
-                             f"process crashed ({died.reason})")
-                layers = _fewer_layers(layers, 0)
-                continue
-            if isinstance(answer, LoadedModelInfo):
-                answer.notes[:0] = notes
-                self._config, self.loaded = config, answer
-                return answer
-            assert isinstance(answer, LoadFailedEvent), answer
-            if not answer.gpu_related or layers == 0:
-                raise _error_of_kind(answer.kind, answer.message)
-            notes.append(f"GPU load with {_layers_text(layers)} failed: {answer.message}")
-            layers = _fewer_layers(layers, answer.n_layer)
+        with self._life:
+            while True:
+                attempt = replace(config, n_gpu_layers=layers)
+                try:
+                    if not self.alive:
+                        self._reap()
+                        self._start()
+                    self._send(LoadCommand(attempt, when_busy))
+                    answer = self._answer()
+                except WorkerDied as died:
+                    if layers == 0:
+                        raise WorkerDied(f"The engine process crashed while loading the "
+                                         f"model ({died.reason}).", died.reason) from None
+                    notes.append(f"GPU load with {_layers_text(layers)} failed: the engine "
+                                 f"process crashed ({died.reason})")
+                    layers = fewer_layers(layers, 0)
+                    continue
+                if isinstance(answer, LoadedModelInfo):
+                    answer.notes[:0] = notes
+                    self._config, self.loaded = config, answer
+                    return answer
+                assert isinstance(answer, LoadFailedEvent), answer
+                if not answer.gpu_related or layers == 0:
+                    self.loaded = None
+                    raise error_of_kind(answer.kind, answer.message)
+                notes.append(f"GPU load with {_layers_text(layers)} failed: {answer.message}")
+                layers = fewer_layers(layers, answer.n_layer)
 
-    def unload(self) -> None:
+    def unload(self, when_busy: WhenBusy = "wait") -> None:
         """Free the model (the worker stays up for the next load)."""
-        if self.alive:
-            self._send(UnloadCommand())
-            while not isinstance(self._recv()[1], UnloadedEvent):
-                pass
-        self.loaded = self._config = None
+        with self._life:
+            if self.alive:
+                self._send(UnloadCommand(when_busy))
+                with contextlib.suppress(WorkerDied):
+                    self._answer()
+            self.loaded = self._config = None
+
+    def _ensure_loaded(self) -> None:
+        with self._life:
+            if self.alive and self.loaded is not None:
+                return
+            if self._config is None:
+                raise HearthError("No model is loaded.")
+            self.load(self._config)  # a fresh worker after a crash
 
     # -- generation --------------------------------------------------------------------
     def generate(self, request: GenerationRequest) -> Iterator[Event]:
-        """Stream a request through the worker; never raises for engine trouble."""
+        """Stream a request through the worker; never raises for engine trouble. Closing
+        the iterator early cancels the request (a client that went away)."""
         text: list[str] = []
         try:
-            if not self.alive or self.loaded is None:
-                if self._config is None:
-                    yield ErrorEvent("No model is loaded.", "EngineError")
+            self._ensure_loaded()
+        except HearthError as err:
+            kind = "EngineError" if str(err) == "No model is loaded." else type(err).__name__
+            yield ErrorEvent(str(err), kind)
+            return
+        rid = next(self._ids)
+        stream: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        with self._streams_lock:
+            self._streams[rid] = stream
+        finished = False
+        try:
+            self._send(GenerateCommand(rid, request))
+            while not finished:
+                event = stream.get()
+                if event is _DIED:
+                    reason = self._reap()
+                    yield ErrorEvent(f"The engine process stopped ({reason}). The reply so "
+                                     "far is kept; the next request restarts the engine.",
+                                     "WorkerDied", "".join(text))
+                    finished = True
                     return
-                self.load(self._config)  # a fresh worker after a crash
-            request_id = self._next_id
-            self._next_id += 1
-            self._running_id = request_id
-            self._send(GenerateCommand(request_id, request))
-            finished = False
-            try:
-                while not finished:
-                    rid, event = self._recv()
-                    if rid != request_id:
-                        continue  # a late answer to an abandoned request
-                    if isinstance(event, TextEvent):
-                        text.append(event.text)
-                    finished = isinstance(event, DoneEvent | ErrorEvent)
-                    yield event  # type: ignore[misc]
-            finally:
-                self._running_id = None
-                if not finished and self.alive:
-                    self._abandon(request_id)
+                if isinstance(event, TextEvent):
+                    text.append(event.text)
+                finished = isinstance(event, DoneEvent | ErrorEvent)
+                yield event
         except WorkerDied as died:
+            finished = True
             yield ErrorEvent(f"{died} The reply so far is kept; the next request restarts "
                              "the engine.", "WorkerDied", "".join(text))
-        except HearthError as err:
-            yield ErrorEvent(str(err), type(err).__name__, "".join(text))
+        finally:
+            with self._streams_lock:
+                self._streams.pop(rid, None)
+            if not finished:
+                with contextlib.suppress(WorkerDied):
+                    self._send(CancelCommand(rid))
 
-    def _abandon(self, request_id: int) -> None:
-        """The consumer stopped reading mid-stream: cancel and drain so the pipe stays in
-        step with the worker."""
+    def embed(self, texts: list[str], model_path: str | None = None,
+              pooling: str | None = None) -> np.ndarray:
+        """L2-normalized float32 embeddings of ``texts`` (one row each), computed in the
+        worker with the loaded model's weights or ``model_path``'s."""
+        self._ensure_loaded()
+        rid = next(self._ids)
+        stream: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        with self._streams_lock:
+            self._streams[rid] = stream
         try:
-            self._send(CancelCommand(request_id))
-            while True:
-                rid, event = self._recv()
-                if rid == request_id and isinstance(event, DoneEvent | ErrorEvent):
-                    return
-        except WorkerDied:
-            pass  # the next request restarts it
+            self._send(EmbedCommand(rid, list(texts), model_path, pooling))
+            answer = stream.get()
+        finally:
+            with self._streams_lock:
+                self._streams.pop(rid, None)
+        if answer is _DIED:
+            reason = self._reap()
+            raise WorkerDied(f"The engine process stopped while embedding ({reason}).", reason)
+        if isinstance(answer, ErrorEvent):
+            raise error_of_kind(answer.kind, answer.message)
+        assert isinstance(answer, EmbeddingsEvent)
+        return np.asarray(answer.vectors, dtype=np.float32)
 
-    def cancel(self) -> None:
-        """Stop the running request (thread-safe; a no-op when none runs)."""
-        request_id = self._running_id
-        if request_id is not None and self.alive:
-            with contextlib.suppress(WorkerDied, OSError):
-                self._send(CancelCommand(request_id))
+    def cancel(self, request_id: int | None = None) -> None:
+        """Stop one request (by id) or, with no id, every open one (thread-safe)."""
+        with self._streams_lock:
+            ids = [request_id] if request_id is not None else list(self._streams)
+        for rid in ids:
+            with contextlib.suppress(WorkerDied):
+                self._send(CancelCommand(rid))
 
     # -- lifetime ----------------------------------------------------------------------
     def close(self) -> None:
         """Stop the worker (politely, then by force) and free everything."""
-        if self.alive:
-            try:
-                self._send(ShutdownCommand())
-                self._process.join(timeout=5)  # type: ignore[union-attr]
-            except (WorkerDied, OSError):
-                pass
-        self._reap()
-        self._config = None
+        with self._life:
+            if self.alive:
+                try:
+                    self._send(ShutdownCommand())
+                    self._process.join(timeout=5)  # type: ignore[union-attr]
+                except (WorkerDied, OSError):
+                    pass
+            self._reap()
+            self._config = None
 
     def __enter__(self) -> EngineClient:
         return self
@@ -242,22 +309,3 @@ class EngineClient:
 
 def _layers_text(layers: int) -> str:
     return "all layers" if layers < 0 else f"{layers} layers"
-
-
-def _fewer_layers(layers: int, n_layer: int) -> int:
-    """Next step down the chain: all → half the model's layers → CPU."""
-    if layers < 0 and n_layer > 1:
-        return n_layer // 2
-    if layers > 1 and n_layer and layers > n_layer // 2:
-        return n_layer // 2
-    return 0
-
-
-def _error_of_kind(kind: str, message: str) -> HearthError:
-    """Re-create the worker's error class in the parent (by name, from core.errors)."""
-    from core import errors
-
-    cls = getattr(errors, kind, None)
-    if isinstance(cls, type) and issubclass(cls, HearthError):
-        return cls(message)
-    return EngineError(message)

@@ -1,21 +1,31 @@
 """Messages between the engine client (parent) and the worker process.
 
-Commands go down the pipe; answers come back as ``(request_id, event)`` pairs, where the
-event is one of the engine's own events (``TextEvent``, ``DoneEvent``, ``ErrorEvent``) or one
-of the worker-only events below. Everything is a plain picklable dataclass.
+Commands go down the pipe one at a time. Answers come back in batches: each message is a
+list of ``(request_id, event)`` pairs gathered over one scheduler step or a few
+milliseconds, so eight streams cost one pipe write and one wake-up of the parent per step
+rather than eight. An event is one of the engine's own (``TextEvent``, ``DoneEvent``,
+``ErrorEvent``) or one of the worker-only events below; request id 0 carries the answers to
+load and unload. Everything is a plain picklable dataclass.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Literal
 
 from core.engine.api import GenerationRequest
 from core.engine.config import EngineConfig
 
+WhenBusy = Literal["wait", "cancel"]
+
 
 @dataclass(frozen=True)
 class LoadCommand:
+    """Load a model, replacing any loaded one. ``when_busy``: let running requests finish
+    first ("wait") or cancel them ("cancel")."""
+
     config: EngineConfig
+    when_busy: WhenBusy = "wait"
 
 
 @dataclass(frozen=True)
@@ -30,8 +40,18 @@ class CancelCommand:
 
 
 @dataclass(frozen=True)
+class EmbedCommand:
+    """Embed ``texts`` with the loaded model's weights (or ``model_path``'s)."""
+
+    request_id: int
+    texts: list[str]
+    model_path: str | None = None
+    pooling: str | None = None
+
+
+@dataclass(frozen=True)
 class UnloadCommand:
-    pass
+    when_busy: WhenBusy = "wait"
 
 
 @dataclass(frozen=True)
@@ -39,7 +59,8 @@ class ShutdownCommand:
     pass
 
 
-Command = LoadCommand | GenerateCommand | CancelCommand | UnloadCommand | ShutdownCommand
+Command = (LoadCommand | GenerateCommand | CancelCommand | EmbedCommand | UnloadCommand
+           | ShutdownCommand)
 
 
 @dataclass
@@ -55,3 +76,22 @@ class LoadFailedEvent:
 @dataclass
 class UnloadedEvent:
     pass
+
+
+@dataclass
+class EmbeddingsEvent:
+    """The answer to an EmbedCommand: one L2-normalized float32 row per text."""
+
+    vectors: Any  # numpy.ndarray (n, dim)
+    model: str
+
+
+@dataclass
+class StatusEvent:
+    """Sent with every batch: how busy the worker is (requests decoding or prefilling,
+    requests waiting for a sequence or KV room)."""
+
+    running: int
+    waiting: int
+
+

@@ -1,39 +1,49 @@
-"""The worker process: owns the model and runs the engine, so llama.cpp's aborts and
+"""The worker process: owns the model and runs the scheduler, so llama.cpp's aborts and
 segfaults end this process and never the app.
 
-Two threads: a reader that takes commands off the pipe (and acts on ``cancel`` at once, even
-mid-prefill), and the main thread that loads models and runs requests. The worker exits by
-itself when the parent goes away (pipe closed, or re-parented), so a crashed GUI never
-leaves a process holding RAM or VRAM.
+Two threads. A reader takes commands off the pipe and acts on ``cancel`` at once (setting
+the request's flag, which the scheduler checks every step and llama.cpp's abort callback
+checks mid-prefill); everything else goes to the main thread's inbox. The main thread loops:
+handle the commands that arrived, run one scheduler step (one ``llama_decode`` for every
+running request), send the step's events as one message. A load or unload waits for the
+running requests to finish (or cancels them, as the command asks) and holds back later
+commands meanwhile, so they apply to the model they were sent for.
+
+The worker exits by itself when the parent goes away (pipe closed, or re-parented), so a
+crashed GUI never leaves a process holding RAM or VRAM.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
+import logging
 import os
 import queue
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from pathlib import Path
+from typing import Any
 
-import llama_cpp
-
-from core.engine.api import LoadedModelInfo
+from core.engine.api import DoneEvent, ErrorEvent
+from core.engine.process.loading import load_engine
 from core.engine.process.wire import (
     CancelCommand,
     Command,
+    EmbedCommand,
+    EmbeddingsEvent,
     GenerateCommand,
     LoadCommand,
-    LoadFailedEvent,
     ShutdownCommand,
+    StatusEvent,
     UnloadCommand,
     UnloadedEvent,
 )
 from core.engine.runtime.session import Engine
-from core.errors import HearthError, ModelFileError, UnsupportedModelError
+from core.errors import HearthError, QueueFullError
+
+log = logging.getLogger("hearth.engine")
+FLUSH_S = 0.004  # events wait at most this long for company in one message
 
 
 @dataclass(frozen=True)
@@ -46,6 +56,7 @@ class WorkerOptions:
     fail_gpu_load: str | None = None
     parent_poll_s: float = 0.5
     nice: int = 0  # >0 runs the engine below the caller's CPU priority
+    verbose: bool = False  # echo the log to stderr (hearth-cli --verbose)
 
 
 class _Worker:
@@ -54,10 +65,14 @@ class _Worker:
         self.options = options
         self.engine: Engine | None = None
         self.inbox: queue.Queue[Command] = queue.Queue()
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # flags and early cancels, shared with the reader
         self.send_lock = threading.Lock()
-        self.running: tuple[int, threading.Event] | None = None
+        self.flags: dict[int, threading.Event] = {}
         self.cancelled: set[int] = set()
+        self.out: list[tuple[int, Any]] = []
+        self.last_flush = time.monotonic()
+        self.barrier: LoadCommand | UnloadCommand | ShutdownCommand | None = None
+        self.embedders: dict[tuple[str | None, str | None], Any] = {}
 
     # -- threads -----------------------------------------------------------------------
     def read_commands(self) -> None:
@@ -77,128 +92,160 @@ class _Worker:
             if os.getppid() != parent_pid:
                 os._exit(0)
 
-    def send(self, request_id: int, event: object) -> None:
+    def send_now(self, messages: list[tuple[int, Any]]) -> None:
         with self.send_lock:
-            self.conn.send((request_id, event))
+            self.conn.send(messages)
+
+    def flush(self, force: bool = False) -> None:
+        """Send what the last steps produced, with the worker's status."""
+        if not self.out:
+            return
+        now = time.monotonic()
+        final = any(isinstance(e, DoneEvent | ErrorEvent)
+                    for _, e in self.out)
+        if not (force or final or now - self.last_flush >= FLUSH_S):
+            return
+        engine = self.engine
+        if engine is not None:
+            sched = engine.scheduler
+            self.out.append((0, StatusEvent(len(sched.running), sched.queue_depth)))
+        messages, self.out = self.out, []
+        self.last_flush = now
+        self.send_now(messages)
 
     # -- commands ----------------------------------------------------------------------
     def cancel(self, request_id: int) -> None:
         with self.lock:
-            if self.running is not None and self.running[0] == request_id:
-                self.running[1].set()
+            flag = self.flags.get(request_id)
+            if flag is not None:
+                flag.set()
             else:
                 self.cancelled.add(request_id)
 
     def serve(self) -> None:
         while True:
-            command = self.inbox.get()
-            if isinstance(command, LoadCommand):
-                self.unload()
-                self.load(command)
-            elif isinstance(command, GenerateCommand):
-                self.generate(command)
-            elif isinstance(command, UnloadCommand):
-                self.unload()
-                self.send(0, UnloadedEvent())
-            elif isinstance(command, ShutdownCommand):
-                self.unload()
-                self.send(0, UnloadedEvent())
-                return
+            busy = self.engine is not None and not self.engine.scheduler.idle
+            if self.barrier is not None:
+                if busy:
+                    self.run_step()
+                    continue
+                barrier, self.barrier = self.barrier, None
+                if not self.apply(barrier):
+                    return
+                continue
+            try:
+                command = self.inbox.get(block=not busy)
+            except queue.Empty:
+                command = None
+            while command is not None and self.barrier is None:
+                if not self.handle(command):
+                    return
+                try:
+                    command = self.inbox.get_nowait()
+                except queue.Empty:
+                    command = None
+            if self.engine is not None and not self.engine.scheduler.idle:
+                self.run_step()
+            self.flush(force=self.engine is None or self.engine.scheduler.idle)
+
+    def handle(self, command: Command) -> bool:
+        """Act on a command; False means shut down."""
+        if isinstance(command, GenerateCommand):
+            self.generate(command)
+        elif isinstance(command, EmbedCommand):
+            self.embed(command)
+        elif isinstance(command, LoadCommand | UnloadCommand | ShutdownCommand):
+            busy = self.engine is not None and not self.engine.scheduler.idle
+            if busy and getattr(command, "when_busy", "cancel") == "cancel":
+                self.cancel_all()
+            if busy:
+                self.barrier = command
+                return True
+            return self.apply(command)
+        return True
+
+    def apply(self, command: LoadCommand | UnloadCommand | ShutdownCommand) -> bool:
+        self.flush(force=True)
+        self.unload()
+        if isinstance(command, LoadCommand):
+            self.engine, answer = load_engine(command.config, self.options.fail_gpu_load)
+            self.send_now([(0, answer)])
+            return True
+        self.send_now([(0, UnloadedEvent())])
+        return not isinstance(command, ShutdownCommand)
+
+    def cancel_all(self) -> None:
+        with self.lock:
+            for flag in self.flags.values():
+                flag.set()
 
     def unload(self) -> None:
+        for embedder in self.embedders.values():
+            embedder.close()
+        self.embedders.clear()
         if self.engine is not None:
             self.engine.close()
             self.engine = None
 
     def generate(self, command: GenerateCommand) -> None:
-        from core.engine.api import ErrorEvent
-
+        rid = command.request_id
+        if self.engine is None:
+            self.out.append((rid, ErrorEvent("No model is loaded.", "EngineError")))
+            return
         flag = threading.Event()
         with self.lock:
-            self.running = (command.request_id, flag)
-            if command.request_id in self.cancelled:
-                self.cancelled.discard(command.request_id)
+            self.flags[rid] = flag
+            if rid in self.cancelled:
+                self.cancelled.discard(rid)
                 flag.set()
-        try:
-            if self.engine is None:
-                self.send(command.request_id, ErrorEvent("No model is loaded.", "EngineError"))
-                return
-            for event in self.engine.generate(command.request, flag):
-                self.send(command.request_id, event)
-        finally:
-            with self.lock:
-                self.running = None
 
-    def load(self, command: LoadCommand) -> None:
-        cfg = command.config
-        t0 = time.perf_counter()
-        layers, notes, device = self._placement(cfg.n_gpu_layers)
-        hook = self.options.fail_gpu_load
-        if layers != 0 and hook == "abort":
-            os.abort()
-        if layers != 0 and hook == "oom":
-            self.send(0, LoadFailedEvent(
-                "out of memory (cudaMalloc failed; injected by the test hook)",
-                "GpuLoadError", True, _n_layer(cfg.model_path)))
-            return
+        def sink(event: Any) -> None:
+            self.out.append((rid, event))
+            if isinstance(event, DoneEvent | ErrorEvent):
+                with self.lock:
+                    self.flags.pop(rid, None)
+
         try:
-            engine = Engine(replace(cfg, n_gpu_layers=layers))
+            self.engine.submit(command.request, sink, flag, rid)
+        except QueueFullError as err:
+            sink(ErrorEvent(str(err), "QueueFullError", "", err.retry_after_s))
+
+    def run_step(self) -> None:
+        engine = self.engine
+        assert engine is not None
+        try:
+            engine.step()
+        except Exception as err:  # a bug must end the requests with a message, not hang
+            log.exception("scheduler step failed")
+            sched = engine.scheduler
+            for job in list(sched.running):
+                sched.fail(job, "EngineError", f"The engine failed: {err}")
+            sched.running = []
+        self.flush()
+
+    def embed(self, command: EmbedCommand) -> None:
+        from core.engine.runtime.embedding import Embedder
+
+        rid = command.request_id
+        try:
+            key = (command.model_path, command.pooling)
+            embedder = self.embedders.get(key)
+            if embedder is None:
+                if command.model_path is None and self.engine is None:
+                    raise HearthError("No model is loaded to embed with.")
+                if command.model_path is None:
+                    assert self.engine is not None
+                    embedder = Embedder(model=self.engine.model, pooling=command.pooling)
+                else:
+                    from pathlib import Path
+
+                    embedder = Embedder(Path(command.model_path), pooling=command.pooling)
+                self.embedders[key] = embedder
+            vectors = embedder.embed(command.texts)
+            self.out.append((rid, EmbeddingsEvent(vectors, embedder.name)))
         except HearthError as err:
-            file_problem = isinstance(err, ModelFileError | UnsupportedModelError)
-            gpu_related = layers != 0 and not file_problem
-            self.send(0, LoadFailedEvent(str(err), type(err).__name__, gpu_related,
-                                         _n_layer(cfg.model_path) if gpu_related else 0))
-            return
-        self.engine = engine
-        model = engine.model
-        self.send(0, LoadedModelInfo(
-            model_name=model.name, path=str(model.path), architecture=model.architecture,
-            n_layer=model.n_layer, n_params=model.n_params, size_bytes=model.size_bytes,
-            n_ctx=engine.n_ctx, n_threads=engine.n_threads, template=engine.template_name,
-            gpu_layers_requested=cfg.n_gpu_layers,
-            gpu_layers=model.n_layer if layers < 0 else min(layers, model.n_layer),
-            device=device, load_ms=(time.perf_counter() - t0) * 1000, notes=notes,
-            worker_pid=os.getpid()))
-
-    def _placement(self, requested: int) -> tuple[int, list[str], str]:
-        """The layer count to actually ask llama.cpp for, notes on why, and the device."""
-        if requested == 0:
-            return 0, [], "CPU"
-        if self.options.fail_gpu_load:
-            return requested, [], "GPU (test hook)"
-        from core.planning.hardware import probe_llama_devices
-
-        devices, offload = probe_llama_devices()
-        gpus = [d for d in devices if d.type in ("gpu", "igpu")]
-        if not offload:
-            return 0, ["this llama.cpp build has no GPU support"], "CPU"
-        if not gpus:
-            return 0, ["no GPU found"], "CPU"
-        return requested, [], gpus[0].description or gpus[0].name
-
-
-def _n_layer(model_path: Path | None) -> int:
-    """The model's layer count (``<arch>.block_count``) from a vocabulary-only load, which
-    reads the metadata but no weights."""
-    if model_path is None:
-        return 0
-    params = llama_cpp.llama_model_default_params()
-    params.vocab_only = True
-    params.n_gpu_layers = 0
-    ptr = llama_cpp.llama_model_load_from_file(str(model_path).encode(), params)
-    if not ptr:
-        return 0
-    try:
-        buf = ctypes.create_string_buffer(256)
-        key = b"general.architecture"
-        if llama_cpp.llama_model_meta_val_str(ptr, key, buf, len(buf)) < 0:
-            return 0
-        key = buf.value + b".block_count"
-        if llama_cpp.llama_model_meta_val_str(ptr, key, buf, len(buf)) < 0:
-            return 0
-        return int(buf.value or 0)
-    finally:
-        llama_cpp.llama_model_free(ptr)
+            self.out.append((rid, ErrorEvent(str(err), type(err).__name__)))
+        self.flush(force=True)
 
 
 def worker_main(conn: Connection, options: WorkerOptions, parent_pid: int) -> None:
@@ -206,8 +253,7 @@ def worker_main(conn: Connection, options: WorkerOptions, parent_pid: int) -> No
     from core import llama_log
     from core.log import configure
 
-    configure(worker=True)
-
+    configure(worker=True, verbose=options.verbose)
     # ggml prints a backtrace on abort by attaching gdb: slow, noisy, and useless to users.
     os.environ.setdefault("GGML_NO_BACKTRACE", "1")
     if options.nice:

@@ -39,6 +39,7 @@ class TokenEmitter:
             seq.t_first = now
         seq.t_last = now
         self.n_gen += 1
+        seq.generated.append(token)
         metrics = seq.metrics
         metrics.decode_tokens = self.n_gen
         request = seq.request

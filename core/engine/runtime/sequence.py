@@ -37,6 +37,7 @@ class Sequence:
         self.metrics = RequestMetrics()
         self.cancel = threading.Event()
         self.n_prompt = 0
+        self.generated: list[int] = []  # token ids the running request emitted
         self.t_start = self.t_first = self.t_last = 0
         self.prefill_ns = 0
 
@@ -95,6 +96,7 @@ class Sequence:
         self.t_start = t_start or time.perf_counter_ns()
         self.t_first = self.t_last = self.prefill_ns = 0
         self.n_prompt = 0
+        self.generated = []
 
     def end(self) -> None:
         """Free the request's sampler chain; the cells stay for the next prefix match."""

@@ -1,45 +1,48 @@
-"""The engine: one model, one context, a token loop on llama.cpp's low-level API.
+"""The engine: one model, one context, a scheduler over its sequences.
 
-Per token the loop makes two native calls (``llama_decode`` of a one-token batch, and
-``llama_sampler_sample``, which samples in C from that position's logits only) plus
-dictionary look-ups for the token's bytes; no logits row is copied into Python. The KV cache
-is kept between requests together with the tokens it holds (:class:`Sequence`), so a chat's
-next turn only evaluates what is new after the longest shared prefix.
+Per decoding token a step makes two native calls (``llama_decode`` of the batch, and
+``llama_sampler_sample`` — or numpy's argmax over llama.cpp's own logits row for plain
+greedy — at that token's position only) plus dictionary look-ups for the token's bytes; no
+logits row is copied into Python. KV cells stay cached between requests together with the
+tokens they hold (:class:`Sequence`), so a chat's next turn only evaluates what is new
+after the longest shared prefix.
 
-Cancellation: ``cancel()`` may be called from any thread. The decode loop checks the flag
-every token; during a prefill, llama.cpp's abort callback checks it between graph nodes
-(installed only for the prefill: a Python callback per node would cost decode speed).
+In-process use (tests, benchmarks, the speculative tools) calls :meth:`Engine.generate`,
+which drives the scheduler from the calling thread until its request ends. The worker
+process calls :meth:`submit` and :meth:`step` itself, so many requests run at once
+(``EngineConfig.n_seq_max``). Cancellation: a request's flag may be set from any thread; the
+scheduler checks it every step, and during a lone prefill llama.cpp's abort callback checks
+it between graph nodes.
 """
 
 from __future__ import annotations
 
-import ctypes
 import threading
-import time
-from collections.abc import Generator, Iterator
+from collections import deque
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import llama_cpp
 
-from core.engine.api import DoneEvent, ErrorEvent, Event, GenerationRequest, TextEvent
+from core.engine.api import DoneEvent, ErrorEvent, Event, GenerationRequest
 from core.engine.config import EngineConfig
-from core.engine.metrics import NS_PER_MS
-from core.engine.runtime.chain import build_chain
-from core.engine.runtime.context import NO_ABORT, Batch, Context
-from core.engine.runtime.emit import TokenEmitter
+from core.engine.runtime.context import Context
+from core.engine.runtime.job import Sink
 from core.engine.runtime.model import LoadedModel
 from core.engine.runtime.prompt import PromptBuilder
 from core.engine.runtime.resources import check_context_fits, default_threads
+from core.engine.runtime.scheduler import Scheduler
 from core.engine.runtime.sequence import Sequence
-from core.errors import ContextTooLargeError, EngineError, HearthError, PromptTooLongError
+from core.errors import ContextTooLargeError, HearthError
 
 if TYPE_CHECKING:
     from core.engine.speculative.speculator import Speculator
 
 
 class Engine:
-    """A loaded model ready to generate. Not thread-safe except :meth:`cancel`."""
+    """A loaded model ready to generate. ``generate`` is for one thread at a time; the
+    cancel flags it is given may be set from any thread."""
 
     def __init__(self, config: EngineConfig | None = None) -> None:
         self.config = config = config or EngineConfig()
@@ -54,18 +57,14 @@ class Engine:
         try:
             check_context_fits(self.model, config.n_ctx, config.n_gpu_layers)
             self.context = Context(self.model, n_ctx=config.n_ctx, n_batch=config.n_batch,
-                                   n_ubatch=config.n_ubatch, n_seq_max=1, threads=threads,
-                                   threads_batch=config.n_threads_batch)
+                                   n_ubatch=config.n_ubatch, n_seq_max=config.n_seq_max,
+                                   threads=threads, threads_batch=config.n_threads_batch)
         except BaseException:
             self.model.close()
             raise
         self.n_ctx = self.context.n_ctx
         self.prompts = PromptBuilder(self.model)
-        self.sequence = Sequence(self.context, 0, self.model.n_swa)
         self._cancel = threading.Event()
-        self._abort_cb = llama_cpp.ggml_abort_callback(self._abort_requested)
-        self._batch = Batch(config.n_batch)
-        self._one = Batch(1)
         if config.warmup:
             self._warmup()
         self.speculator: Speculator | None = None
@@ -77,6 +76,8 @@ class Engine:
             except BaseException:
                 self.close()
                 raise
+        self.scheduler = Scheduler(self.model, self.context, self.prompts,
+                                   speculator=self.speculator, queue_limit=config.queue_limit)
 
     def _warmup(self) -> None:
         """One throw-away decode with every weight touched, as llama.cpp's tools do: the
@@ -100,18 +101,29 @@ class Engine:
         return self.prompts.template.name
 
     @property
+    def sequence(self) -> Sequence:
+        """Sequence 0: the one a lone request runs on (tests look at what it holds)."""
+        return self.scheduler.slots[0]
+
+    @property
     def cached_tokens(self) -> int:
-        """How many tokens the KV cache holds for reuse."""
+        """How many tokens the KV cache holds for reuse (sequence 0)."""
         return len(self.sequence.tokens)
 
     def cancel(self) -> None:
-        """Stop the running request soon (thread-safe); it ends with finish 'cancelled'."""
+        """Stop the running ``generate`` soon (thread-safe); it ends with 'cancelled'."""
         self._cancel.set()
 
     def reset(self) -> None:
         """Forget the KV cache (the next request evaluates its whole prompt)."""
-        self.context.clear()
-        self.sequence.tokens = []
+        self.scheduler.reset()
+
+    def submit(self, request: GenerationRequest, sink: Sink,
+               cancel: threading.Event | None = None, request_id: int | None = None) -> int:
+        return self.scheduler.submit(request, sink, cancel, request_id)
+
+    def step(self) -> bool:
+        return self.scheduler.step()
 
     def generate(
         self, request: GenerationRequest, cancel: threading.Event | None = None
@@ -120,137 +132,43 @@ class Engine:
         Errors are yielded, never raised, so every consumer sees the same stream.
 
         ``cancel``, when given, is this request's own flag: whoever holds it can stop the
-        request even before it starts (the worker process relies on that); without it the
-        engine makes a fresh flag, which :meth:`cancel` sets."""
-        self._cancel = cancel if cancel is not None else threading.Event()
-        seq = self.sequence
-        seq.begin(request, None, self._cancel, time.perf_counter_ns())
+        request even before it starts; without it the engine makes a fresh flag, which
+        :meth:`cancel` sets."""
+        self._cancel = flag = cancel if cancel is not None else threading.Event()
+        events: deque[Event] = deque()
         try:
-            yield from self._run(request, seq)
+            self.scheduler.submit(request, events.append, flag)
         except HearthError as err:
-            yield ErrorEvent(str(err), type(err).__name__, seq.stream.text)
-        finally:
-            seq.end()
-
-    # -- the loop ----------------------------------------------------------------------
-    def _run(self, request: GenerationRequest, seq: Sequence) -> Iterator[Event]:
-        metrics = seq.metrics
-        llama_cpp.llama_perf_context_reset(self.context.ptr)
-        prompt = self.prompts.build(request)
-        tokens = prompt.tokens
-        metrics.template_ms = prompt.template_ns / NS_PER_MS
-        metrics.tokenize_ms = prompt.tokenize_ns / NS_PER_MS
-        metrics.prompt_tokens = len(tokens)
-        if len(tokens) >= self.n_ctx:
-            raise PromptTooLongError(
-                f"The prompt is {len(tokens)} tokens but the context holds {self.n_ctx}; "
-                "shorten it or load the model with a larger context."
-            )
-        seq.chain = build_chain(request.sampling, self.model)
-        finish = yield from self._prefill_and_decode(request, tokens, seq)
-        tail = seq.stream.flush()
-        if tail:
-            yield TextEvent(tail, 0)
-        self._finish_metrics(seq)
-        yield DoneEvent(finish, seq.stream.text, metrics, prompt.template)  # type: ignore[arg-type]
-
-    def _prefill_and_decode(self, request: GenerationRequest, tokens: list[int],
-                            seq: Sequence) -> Generator[Event, None, str]:
-        metrics = seq.metrics
-        n_past = seq.keep_prefix(tokens) if request.reuse_cache else self._cleared(seq)
-        metrics.cached_tokens = n_past
-        t0 = time.perf_counter_ns()
-        if not self._prefill(seq, tokens, n_past):
-            return "cancelled"
-        seq.prefill_ns = time.perf_counter_ns() - t0
-        seq.n_prompt = len(tokens)
-        metrics.prefill_tokens = len(tokens) - n_past
-        if request.max_tokens == 0:
-            return "length"
-        if self.speculator is not None:
-            return (yield from self.speculator.decode(request, seq))
-        emitter = TokenEmitter(self.model, self.prompts.extra_stop_tokens, seq, self.n_ctx)
-        accept = emitter.accept
-        sample = llama_cpp.llama_sampler_sample
-        # Plain greedy needs no candidate array: llama_sampler_sample fills all 262,144
-        # entries before its argmax (~1% of a token here); numpy's argmax over a view of
-        # llama.cpp's own logits row picks the same token (first maximum) without a copy.
-        greedy = self.context.argmax if request.sampling.plain_argmax else None
-        decode = llama_cpp.llama_decode
-        ctx, chain, cached = self.context.ptr, seq.chain, seq.tokens
-        one = self._one
-        b = one.ptr
-        one.clear()
-        one.add(0, 0, seq.seq_id, True)
-        while True:
-            token = greedy() if greedy is not None else sample(chain, ctx, -1)
-            text, finish = accept(token)
-            if text:
-                yield TextEvent(text)
-            if finish is not None:
-                return finish
-            b.token[0] = token
-            b.pos[0] = len(cached)
-            rc = decode(ctx, b)
-            if rc != 0:
-                raise EngineError(f"llama.cpp failed to decode (code {rc}).")
-            cached.append(token)
-
-    def _cleared(self, seq: Sequence) -> int:
-        seq.clear()
-        return 0
-
-    def _prefill(self, seq: Sequence, tokens: list[int], n_past: int) -> bool:
-        """Evaluate ``tokens[n_past:]`` in n_batch chunks, logits for the last token only.
-        Returns False if cancelled (the cache is then rolled back to ``n_past``)."""
-        batch, n_batch, ctx = self._batch, self.config.n_batch, self.context
-        ctx.set_abort(self._abort_cb)
+            yield ErrorEvent(str(err), type(err).__name__)
+            return
+        finished = False
         try:
-            for start in range(n_past, len(tokens), n_batch):
-                chunk = tokens[start : start + n_batch]
-                batch.clear()
-                batch.add_run(chunk, start, seq.seq_id, start + len(chunk) == len(tokens))
-                rc = ctx.decode(batch.ptr)
-                if rc == 2 or seq.cancel.is_set():
-                    seq.truncate(n_past)
-                    return False
-                if rc != 0:
-                    seq.clear()
-                    raise EngineError(f"llama.cpp failed to evaluate the prompt (code {rc}).")
-                seq.tokens.extend(chunk)
-            return True
+            while not finished:
+                while events:
+                    event = events.popleft()
+                    finished = isinstance(event, DoneEvent | ErrorEvent)
+                    yield event
+                if not finished and not self.scheduler.step() and not events:
+                    yield ErrorEvent("The engine stopped without finishing the request.",
+                                     "EngineError")
+                    return
         finally:
-            ctx.set_abort(NO_ABORT)
-
-    def _abort_requested(self, _data: ctypes.c_void_p) -> bool:
-        return self._cancel.is_set()
-
-    def _finish_metrics(self, seq: Sequence) -> None:
-        m = seq.metrics
-        end = time.perf_counter_ns()
-        m.t_start_ns, m.t_end_ns = seq.t_start, end
-        m.total_ms = (end - seq.t_start) / NS_PER_MS
-        m.prefill_ms = seq.prefill_ns / NS_PER_MS
-        if seq.t_first:
-            m.ttft_ms = (seq.t_first - seq.t_start) / NS_PER_MS
-            m.decode_ms = (seq.t_last - seq.t_first) / NS_PER_MS
-        perf = llama_cpp.llama_perf_context(self.context.ptr)
-        m.llama_prefill_ms = perf.t_p_eval_ms
-        m.llama_prefill_tokens = perf.n_p_eval
-        m.llama_decode_ms = perf.t_eval_ms
-        m.llama_decode_tokens = perf.n_eval
+            if not finished:  # the consumer stopped reading: end the request cleanly
+                flag.set()
+                while not self.scheduler.idle:
+                    self.scheduler.step()
 
     # -- lifetime ----------------------------------------------------------------------
     def close(self) -> None:
-        """Free the draft, the context, the batches and the model (idempotent)."""
-        speculator: Any = getattr(self, "speculator", None)
+        """Free the scheduler, the draft, the context and the model (idempotent)."""
+        scheduler = getattr(self, "scheduler", None)
+        if scheduler is not None:
+            scheduler.close()
+            self.scheduler = None  # type: ignore[assignment]
+        speculator = getattr(self, "speculator", None)
         if speculator is not None:
             speculator.close()
             self.speculator = None
-        for name in ("_batch", "_one"):
-            batch = getattr(self, name, None)
-            if batch is not None:
-                batch.close()
         if getattr(self, "context", None) is not None:
             self.context.close()
         if getattr(self, "model", None) is not None:

@@ -36,18 +36,16 @@ slower than plain.
 from __future__ import annotations
 
 import time
-from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import llama_cpp
 
-from core.engine.api import Event, GenerationRequest, TextEvent
 from core.engine.config import EngineConfig
 from core.engine.metrics import NS_PER_MS
 from core.engine.runtime.context import Batch, Context
-from core.engine.runtime.emit import TokenEmitter
+from core.engine.runtime.job import Job
 from core.engine.runtime.model import LoadedModel
 from core.engine.runtime.prompt import PromptBuilder
 from core.engine.runtime.sequence import Sequence
@@ -155,51 +153,47 @@ class Speculator:
         finally:
             ctx.clear()
 
-    # -- the loop ----------------------------------------------------------------------
-    def decode(self, request: GenerationRequest, seq: Sequence) -> Generator[Event, None, str]:
-        """The decode loop of ``seq`` with speculation; yields TextEvents, returns the
-        finish reason; on return the KV cache holds the prompt and every emitted token but
-        the last, exactly as after the plain loop."""
-        metrics = seq.metrics
-        stats = SpeculationStats(self.kind, self.draft_name)
-        n_prompt = len(seq.tokens)
-        if self.lookup is not None:
-            self.lookup.begin(seq.tokens)
-        try:
-            finish = yield from self._rounds(request, seq, stats)
-        finally:
-            n, secs = metrics.decode_tokens - 1, (seq.t_last - seq.t_first) / 1e9
-            tok_s = n / secs if n > 0 and secs > 0 else 0.0  # as RequestMetrics.decode_tok_s
-            metrics.speculative = stats.to_dict(tok_s, self.baseline_tok_s)
-        # Plain decoding would have evaluated every emitted token but the last.
-        self._truncate(seq, n_prompt + metrics.decode_tokens - 1)
-        return finish
+    # -- rounds, driven by the scheduler ------------------------------------------------
+    def round(self, job: Job) -> list[int]:
+        """One speculative round for a lone decoding request: draft from its pending token,
+        verify on the target, return the tokens to emit (the accepted guesses and the
+        target's own next token, which becomes the new pending one)."""
+        seq, request = job.seq, job.request
+        assert seq is not None and job.emitter is not None
+        state = job.speculation
+        if not isinstance(state, SpeculationStats):
+            state = job.speculation = SpeculationStats(self.kind, self.draft_name)
+            if self.lookup is not None:
+                self.lookup.begin(seq.tokens)
+        n_gen = job.emitter.n_gen
+        last = job.pending
+        room = min(self.k, request.max_tokens - n_gen - 1,
+                   self.context.n_ctx - len(seq.tokens) - 2)
+        if self.pause:
+            self.pause -= 1
+            room = 0
+        t0 = time.perf_counter_ns()
+        drafts = self._draft(seq, last, room) if room > 0 else []
+        t1 = time.perf_counter_ns()
+        out = self._verify(seq, last, drafts, state)
+        state.draft_ms += (t1 - t0) / NS_PER_MS
+        state.verify_ms += (time.perf_counter_ns() - t1) / NS_PER_MS
+        job.evaluated += 1 + len(drafts)
+        job.share_ms += (time.perf_counter_ns() - t0) / NS_PER_MS
+        return out
 
-    def _rounds(self, request: GenerationRequest, seq: Sequence,
-                stats: SpeculationStats) -> Generator[Event, None, str]:
-        ctx = self.context
-        emitter = TokenEmitter(self.model, self.prompts.extra_stop_tokens, seq, ctx.n_ctx)
-        pending = [llama_cpp.llama_sampler_sample(seq.chain, ctx.ptr, -1)]
-        while True:
-            for token in pending:
-                text, finish = emitter.accept(token)
-                if text:
-                    yield TextEvent(text)
-                if finish is not None:
-                    return finish
-            n_gen = emitter.n_gen
-            # The cache now holds the prompt and every emitted token but pending[-1].
-            last = pending[-1]
-            room = min(self.k, request.max_tokens - n_gen - 1, ctx.n_ctx - len(seq.tokens) - 2)
-            if self.pause:
-                self.pause -= 1
-                room = 0
-            t0 = time.perf_counter_ns()
-            drafts = self._draft(seq, last, room) if room > 0 else []
-            t1 = time.perf_counter_ns()
-            pending = self._verify(seq, last, drafts, stats)
-            stats.draft_ms += (t1 - t0) / NS_PER_MS
-            stats.verify_ms += (time.perf_counter_ns() - t1) / NS_PER_MS
+    def end(self, job: Job) -> None:
+        """Put the request's speculation figures into its metrics; the draft follows the
+        target's cache (already trimmed by the scheduler)."""
+        seq, state = job.seq, job.speculation
+        if seq is None or not isinstance(state, SpeculationStats):
+            return
+        m = seq.metrics
+        n, secs = m.decode_tokens - 1, (seq.t_last - seq.t_first) / 1e9
+        tok_s = n / secs if n > 0 and secs > 0 else 0.0  # as RequestMetrics.decode_tok_s
+        m.speculative = state.to_dict(tok_s, self.baseline_tok_s)
+        if self.draft_model is not None:
+            self.draft_model.rollback(len(seq.tokens))
 
     def _draft(self, seq: Sequence, last: int, k: int) -> list[int]:
         history = [*seq.tokens, last]
