@@ -52,7 +52,7 @@ def _text(path: Path, data: bytes) -> list[Section]:
 
 
 def _html(path: Path, data: bytes) -> list[Section]:
-    from inscriptis import get_text
+    from inscriptis import get_text  # type: ignore[import-untyped]  # ships no types
 
     return [Section(_normalize(get_text(decode_text(data))))]
 
