@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.hearth-installed
 SYSDEPS := $(VENV)/.system-deps
 
-.PHONY: setup run test bench lint clean
+.PHONY: setup tools run test bench lint clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,10 +28,16 @@ setup: $(STAMP) $(SYSDEPS)
 run: setup
 	$(VENV)/bin/hearth
 
-test: setup
+# llama.cpp's own tools (llama-bench, llama-batched-bench, llama-server, ...) built from the
+# sources the installed llama-cpp-python vendors: the peers tests and benchmarks run against.
+# Cached under .cache/ (a few minutes on 2 cores the first time).
+tools: setup
+	$(PY) -m bench.llama_bench >/dev/null
+
+test: setup tools
 	$(PY) -m pytest -q
 
-bench: setup
+bench: setup tools
 	$(PY) -m bench
 
 lint: setup

@@ -30,6 +30,8 @@ from app.chat_list import ChatList
 from app.chat_view import ChatView, footer_text
 from app.documents_pane import DocumentsPane
 from app.menus import build_menus
+from app.server_dialog import install_server_menu
+from app.tools_menu import chat_sampling, install_tools
 from core.chat.conversation import Conversation, Turn
 from core.chat.history import HistoryStore
 from core.engine import DoneEvent, EngineConfig, ErrorEvent
@@ -65,6 +67,8 @@ class MainWindow(QMainWindow):
         self._build()
         build_menus(self)
         self.documents = DocumentsPane(self)  # View › Documents; sends with collections
+        install_tools(self)  # Tools: Benchmark…, Cost…, a profile per chat
+        install_server_menu(self)  # Server › Start local server (app/server_dialog.py)
         bridge.loaded.connect(self._on_loaded)
         bridge.loadFailed.connect(self._on_load_failed)
         bridge.textReady.connect(self._on_text)
@@ -293,7 +297,8 @@ class MainWindow(QMainWindow):
 
     def _start_reply(self) -> None:
         conv = self.conversation
-        request = conv.request(self.settings.sampling(), self.settings.max_tokens)
+        request = conv.request(chat_sampling(self.settings, conv.chat_id),
+                               self.settings.max_tokens)
         reply = conv.start_reply()
         self._reply = reply
         self.view.add("assistant", "")

@@ -110,7 +110,8 @@ class ModelPicker(QDialog):
     def _local_tab(self) -> QWidget:
         tab = QWidget()
         col = QVBoxLayout(tab)
-        self.local_table = _table(["Model", "Quant", "Size", "Architecture", "Source", "Fit"])
+        self.local_table = _table(["Model", "Quant", "Size", "Architecture", "Source", "Fit",
+                                   "Measured here"])
         self.local_table.itemSelectionChanged.connect(self._local_selected)
         col.addWidget(self.local_table, 1)
         row = QHBoxLayout()
@@ -202,8 +203,11 @@ class ModelPicker(QDialog):
         return self._library
 
     def refresh_library(self) -> None:
-        def scan() -> list[tuple[object, str]]:
+        from core.planning.measured import MeasurementStore
+
+        def scan() -> list[tuple[object, str, str]]:
             out = []
+            measured = MeasurementStore().by_path()  # the benchmark's figures, per file
             for entry in self.library().models():
                 verdict = ""
                 if entry.usable:
@@ -212,20 +216,22 @@ class ModelPicker(QDialog):
                                                   self._plan_settings()))
                     except Exception as err:  # a file the planner cannot read: say so
                         verdict = f"unknown ({err})"
-                out.append((entry, verdict or (entry.problem or "")))
+                row = measured.get(str(Path(entry.path).resolve()))
+                out.append((entry, verdict or (entry.problem or ""),
+                            row.summary().removeprefix("measured here: ") if row else ""))
             return out
 
         self.status.setText("Scanning models on this computer…")
         self.jobs.run(scan, self._show_library, self._show_error)
 
-    def _show_library(self, rows: list[tuple[object, str]]) -> None:
+    def _show_library(self, rows: list[tuple[object, str, str]]) -> None:
         self.local_table.setRowCount(len(rows))
         self._entries = {}
-        for i, (entry, verdict) in enumerate(rows):
+        for i, (entry, verdict, measured) in enumerate(rows):
             self._entries[entry.id] = entry
             _set_row(self.local_table, i, [entry.name, entry.quant or "?", _size(entry.size),
-                                           entry.architecture or "?", entry.source, verdict],
-                     entry.id)
+                                           entry.architecture or "?", entry.source, verdict,
+                                           measured], entry.id)
         self.status.setText(f"{len(rows)} models on this computer")
         self.libraryLoaded.emit()
 

@@ -99,6 +99,15 @@ class SettingsDialog(QDialog):
         self.price = _dspin(0.0, 10.0, s.electricity_price_kwh, 0.01, 3)
         self.price.setSuffix(" $/kWh")
         form.addRow("Electricity price", self.price)
+        self.chat_profile, self.server_profile = QComboBox(), QComboBox()
+        for box, current in ((self.chat_profile, s.chat_profile),
+                             (self.server_profile, s.server_profile)):
+            box.addItem("None (these settings)", "")
+            for name, profile in s.all_profiles().items():
+                box.addItem(profile.title, name)
+            box.setCurrentIndex(max(0, box.findData(current)))
+        form.addRow("Profile for new chats", self.chat_profile)
+        form.addRow("Profile for the server", self.server_profile)
         self.error = QLabel()
         self.error.setStyleSheet("color: #c0392b;")
         form.addRow(self.error)
@@ -128,7 +137,9 @@ class SettingsDialog(QDialog):
             top_p=self.top_p.value(), min_p=self.min_p.value(),
             repeat_penalty=self.repeat_penalty.value(), max_tokens=self.max_tokens.value(),
             memory_headroom_pct=self.headroom.value(), models_dir=self.models_dir.text().strip(),
-            offline=self.offline.isChecked(), electricity_price_kwh=self.price.value())
+            offline=self.offline.isChecked(), electricity_price_kwh=self.price.value(),
+            chat_profile=self.chat_profile.currentData(),
+            server_profile=self.server_profile.currentData())
 
     def accept(self) -> None:
         try:

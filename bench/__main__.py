@@ -48,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="skip many sequences per decode and the hearth-cli path")
     parser.add_argument("--skip-docs", action="store_true",
                         help="skip the documents retrieval evaluation (bench/docs_bench.py)")
+    parser.add_argument("--skip-quality", action="store_true",
+                        help="skip hearth-cli bench vs llama-bench / llama-perplexity")
+    parser.add_argument("--skip-server", action="store_true",
+                        help="skip the local server against llama-server")
     args = parser.parse_args(argv)
     model = args.model or default_model_path()
     rows, setup = bench_engine(model, args.rounds, args.reps)
@@ -68,6 +72,19 @@ def main(argv: list[str] | None = None) -> int:
         from bench import docs_bench
 
         save("docs", docs_bench.main([]))
+    if not args.skip_quality:
+        from bench import quality_bench
+
+        rows, table = quality_bench.main(max(2, args.rounds // 2), args.reps)
+        print_table("hearth-cli bench vs llama-bench and llama-perplexity (default model)", rows)
+        quality_bench.print_quality(table)
+        save("quality", {"rows": [r.to_dict() for r in rows], "quality": table})
+    if not args.skip_server:
+        from bench import server_bench
+
+        rows_s = server_bench.main(["--model", str(model)])
+        print(f"\nraw samples: {save('server', {'rows': [r.to_dict() for r in rows_s]})}",
+              file=sys.stderr)
     if args.skip_planner:
         return 0
     from bench import planner_verify

@@ -1,4 +1,5 @@
-"""llama.cpp's own tools (``llama-bench``, ``llama-batched-bench``, ``llama-server``), built
+"""llama.cpp's own tools (``llama-bench``, ``llama-batched-bench``, ``llama-server``,
+``llama-perplexity``), built
 from the sources the engine runs: the peers Hearth is measured against and tested with.
 
 The installed llama-cpp-python was built from the llama.cpp it vendors in its sdist; this
@@ -30,8 +31,9 @@ def _log(msg: str) -> None:
     print(f"[bench] {msg}", file=sys.stderr, flush=True)
 
 
-def _sources(pkg_version: str) -> Path:
-    """The vendored llama.cpp of the installed llama-cpp-python's sdist, extracted."""
+def vendored_sources(pkg_version: str) -> Path:
+    """The vendored llama.cpp of the llama-cpp-python ``pkg_version`` sdist, extracted (the
+    sdist is fetched once and cached; bench/gpu builds the CUDA tools from it too)."""
     src_root = CACHE / f"llama_cpp_python-{pkg_version}"
     vendored = src_root / "vendor" / "llama.cpp"
     if (vendored / "CMakeLists.txt").is_file():
@@ -51,14 +53,13 @@ def _sources(pkg_version: str) -> Path:
     return vendored
 
 
-TOOLS = ("llama-bench", "llama-batched-bench", "llama-server")
+TOOLS = ("llama-bench", "llama-batched-bench", "llama-server", "llama-perplexity")
 
 
 def ensure_tool(name: str) -> Path:
-    """Path to a built llama.cpp tool (``llama-bench``, ``llama-batched-bench`` or
-    ``llama-server``). The first call builds all three at once (they share ggml and llama:
-    one build costs little more than one tool; a few minutes on 2 cores), later calls and
-    later runs find them in the cache."""
+    """Path to a built llama.cpp tool (one of :data:`TOOLS`). The first call builds them all
+    at once (they share ggml and llama: one build costs little more than one tool; a few
+    minutes on 2 cores), later calls and later runs find them in the cache."""
     if name not in TOOLS:
         raise ValueError(f"unknown llama.cpp tool {name!r}; one of {', '.join(TOOLS)}")
     pkg_version = version("llama-cpp-python")
@@ -75,7 +76,7 @@ def ensure_tool(name: str) -> Path:
 
 
 def _build(pkg_version: str, build: Path, exe: Path, name: str) -> Path:
-    src = _sources(pkg_version)
+    src = vendored_sources(pkg_version)
     _log(f"building {', '.join(TOOLS)} from llama.cpp vendored by llama-cpp-python "
          f"{pkg_version}")
     extra = shlex.split(os.environ.get("CMAKE_ARGS", ""))
@@ -122,3 +123,8 @@ def run_llama_bench(exe: Path, model: Path, threads: int, n_prompt: int, n_gen: 
     row = next(r for r in rows if r["n_prompt"] == n_prompt and r["n_gen"] == n_gen)
     return BenchResult(n_prompt, n_gen, row["avg_ts"], row["stddev_ts"],
                        list(row.get("samples_ts", [])))
+
+
+if __name__ == "__main__":  # `make tools`: build the peers once (set-up for tests and bench)
+    for tool in TOOLS:
+        print(ensure_tool(tool))

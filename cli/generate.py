@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from cli.plan import apply_profile
 from core.engine import (
     ChatMessage,
     DoneEvent,
@@ -68,6 +69,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                         help="layers to offload to the GPU (-1 all, 0 none)")
     parser.add_argument("--parallel", type=_positive_int, default=1,
                         help="requests decoded together (sequences sharing the context)")
+    parser.add_argument("--profile", metavar="NAME", help="run as a profile plans it "
+                        "(real-time-chat, bulk-processing, cost-sensitive, high-quality...)")
 
 
 def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
@@ -225,6 +228,8 @@ def _print_stream(events: Iterator[Event], as_json: bool,
 
 
 def run_generate(args: argparse.Namespace) -> int:
+    if args.profile:
+        apply_profile(args)
     if args.prompt_file is not None:
         from cli.parallel import run_parallel
 
@@ -262,6 +267,8 @@ def run_generate(args: argparse.Namespace) -> int:
 
 def run_chat(args: argparse.Namespace) -> int:
     """A REPL: Ctrl-C during a reply stops the reply, not the program; /reset, /exit."""
+    if args.profile:
+        apply_profile(args)
     messages: list[ChatMessage] = [ChatMessage("system", args.system)] if args.system else []
     with engine_from_args(args) as engine:
         loaded = engine.loaded

@@ -6,6 +6,8 @@ Examples::
     hearth-cli plan --repo TheBloke/Llama-2-7B-GGUF --vram 8GiB --ram 16GiB
     hearth-cli plan --model a.gguf --hardware laptop.json --json
     hearth-cli plan --model a.gguf --verify          # predicted vs measured RSS, real loads
+    hearth-cli plan --profile real-time-chat --json  # a profile made concrete, from the library
+    hearth-cli plan --profiles                       # the built-in and your own profiles
 
 With ``--repo`` only each file's header is fetched (HTTP range requests against
 ``HF_ENDPOINT``), so a 40 GB quant is judged from a few MiB.
@@ -31,9 +33,13 @@ from core.planning.planner import Plan, PlanSettings, plan
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("plan", help="choose quant, GPU offload and context that fit",
                               description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    src = p.add_mutually_exclusive_group(required=True)
+    src = p.add_mutually_exclusive_group()
     src.add_argument("--model", type=Path, action="append", help="a local .gguf (repeatable)")
     src.add_argument("--repo", help="a Hugging Face repo id; every .gguf in it is judged")
+    p.add_argument("--profile", metavar="NAME",
+                   help="plan a profile (real-time-chat, bulk-processing, cost-sensitive, "
+                        "high-quality, or your own) over the library, or over --model files")
+    p.add_argument("--profiles", action="store_true", help="list the profiles and exit")
     p.add_argument("--revision", default="main", help="repo revision (default: main)")
     p.add_argument("--ctx", type=int, help="wanted context length (default: min(8192, trained))")
     p.add_argument("--ctx-floor", type=int, default=2048,
@@ -142,6 +148,12 @@ def print_verify_table(rows: list[dict]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.profiles:
+        return print_profiles(args.json)
+    if args.profile:
+        return run_profile(args)
+    if not args.model and not args.repo:
+        raise ConfigError("Give --model FILE, --repo ORG/NAME or --profile NAME.")
     for name in ("max_vram_use", "max_ram_use"):
         if not 0.1 <= getattr(args, name) <= 1.0:
             raise ConfigError(f"--{name.replace('_', '-')} must be between 0.1 and 1.0.")
@@ -171,3 +183,79 @@ def run(args: argparse.Namespace) -> int:
         contexts = [args.ctx] if args.ctx else [512, 4096, 32768]
         print_verify_table(verify_rows(args.model, contexts))
     return 0 if result.chosen else 1
+
+
+# -- profiles ---------------------------------------------------------------------------
+def print_profiles(as_json: bool) -> int:
+    from core.settings import load_settings
+
+    profiles = load_settings().all_profiles()
+    if as_json:
+        json.dump([p.to_dict() for p in profiles.values()], sys.stdout, indent=2)
+        print()
+        return 0
+    print(f"{'name':18} {'precision':9} {'parallel':>8} {'placement':10} {'speculation':11} "
+          f"{'ctx/seq':>7} {'sampling':8} {'latency':>8} {'quality':>7}")
+    for p in profiles.values():
+        print(f"{p.name:18} {p.precision:9} {p.parallel:>8} {p.placement:10} "
+              f"{p.speculation:11} {p.n_ctx:>7} {p.sampling:8} {p.latency_target_ms:>6g}ms "
+              f"{p.quality_target_pct:>6g}%")
+    return 0
+
+
+def profile_plan(name: str, models: list[Path] | None = None,
+                 hardware: HardwareProfile | None = None):
+    from core.settings import load_settings, plan_named_profile
+
+    return plan_named_profile(load_settings(), name, models, hardware)
+
+
+def run_profile(args: argparse.Namespace) -> int:
+    if args.repo:
+        raise ConfigError("--profile plans over local files (the library or --model).")
+    result = profile_plan(args.profile, args.model, _hardware(args))
+    if args.json:
+        json.dump(result.to_dict(), sys.stdout, indent=2)
+        print()
+        return 0 if result.chosen else 1
+    p = result.profile
+    print(f"Profile: {p.title} ({p.name}) — {p.description}")
+    if result.chosen is None:
+        print("Nothing fits: " + "; ".join(result.reasons))
+        return 1
+    print(f"Model: {result.chosen.label} ({result.chosen.info.file_type_name}), "
+          f"{result.placement}; {result.parallel} sequence(s) × {result.n_ctx_per_seq:,} "
+          f"tokens ({result.n_ctx:,} in all); speculation {result.speculation}; sampling "
+          f"{result.sampling['preset']} at temperature {result.sampling['temperature']:g}")
+    print(f"Decided from {result.basis} figures. Why:")
+    for reason in result.reasons:
+        print(f"  - {reason}")
+    return 0
+
+
+def apply_profile(args: argparse.Namespace) -> None:
+    """``--profile NAME`` on generate/chat (and, when it lands, serve): the profile's plan
+    sets the model, context, GPU layers, speculation and sampling preset. Flags the user
+    gave explicitly (``--model``, a non-default ``--temperature``/``--preset``) win."""
+    result = profile_plan(args.profile, [args.model] if args.model else None)
+    if result.path is None:
+        raise ConfigError(f"The {result.profile.title} profile found no model that fits "
+                          f"here: " + "; ".join(result.reasons))
+    args.model = Path(result.path)
+    if getattr(args, "parallel", 1) == 1:  # not asked on the command line
+        args.parallel = result.parallel
+    # One unified KV cache: the context holds every sequence's share.
+    args.ctx = result.n_ctx_per_seq * max(1, getattr(args, "parallel", 1))
+    partial = result.chosen is not None and result.chosen.status.startswith("partial")
+    args.gpu_layers = result.n_gpu_layers if partial else (-1 if result.n_gpu_layers else 0)
+    if getattr(args, "draft", None) is None and not getattr(args, "lookup", False):
+        if result.speculation == "twin":
+            args.draft = "twin"
+        elif result.speculation == "lookup":
+            args.lookup = True
+    if args.preset == "top-p" and args.temperature == 0.8:  # argparse's defaults: not asked
+        args.preset = result.sampling["preset"]
+        args.temperature = result.sampling["temperature"]
+    label = result.chosen.label if result.chosen else ""
+    print(f"hearth-cli: profile {result.profile.name}: {label}, {result.placement}, context "
+          f"{result.n_ctx_per_seq}, {result.sampling['preset']}", file=sys.stderr)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ from core.engine.config import EngineConfig
 from core.engine.sampling import PRESETS, SamplingParams
 from core.errors import ConfigError
 from core.paths import hearth_home
+from core.planning.profiles import Profile, ProfilePlan, all_profiles
 
 
 @dataclass
@@ -38,6 +39,18 @@ class Settings:
     last_model: str = ""
     draft: str = ""  # "", "twin", "lookup" or a GGUF path
     electricity_price_kwh: float = 0.15
+    # Cost of running here vs the cloud (core.telemetry.cost); defaults are the seed's.
+    hardware_price_usd: float = 2000.0
+    amortization_months: int = 6
+    maintenance_usd_month: float = 0.0
+    cloud_usd_per_1k_tokens: float = 0.01
+    tokens_per_query: int = 100
+    # Profiles (core.planning.profiles): the user's own, the default for new chats and the
+    # server's ("" = none: these settings as they are), and each chat's choice by chat id.
+    profiles: list[dict[str, Any]] = field(default_factory=list)
+    chat_profile: str = ""
+    server_profile: str = ""
+    chat_profiles: dict[str, str] = field(default_factory=dict)
     window_geometry: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -59,6 +72,29 @@ class Settings:
             self.sampling()
         except ValueError as err:
             raise ConfigError(f"Invalid decoding setting: {err}.") from err
+        if self.hardware_price_usd < 0 or self.maintenance_usd_month < 0:
+            raise ConfigError("Hardware price and maintenance must be 0 or more.")
+        if self.amortization_months < 1:
+            raise ConfigError("Amortization must be at least 1 month.")
+        if self.cloud_usd_per_1k_tokens < 0 or self.electricity_price_kwh < 0:
+            raise ConfigError("Prices must be 0 or more.")
+        if self.tokens_per_query < 1:
+            raise ConfigError("A query must have at least 1 token.")
+        names = self.all_profiles()
+        for chosen in (self.chat_profile, self.server_profile, *self.chat_profiles.values()):
+            if chosen and chosen not in names:
+                raise ConfigError(f"Unknown profile {chosen!r}; choose one of "
+                                  f"{', '.join(names)}.")
+
+    def all_profiles(self) -> dict[str, Profile]:
+        """The built-in profiles and the user's."""
+        return all_profiles(self.profiles)
+
+    def profile_for_chat(self, chat_id: int | None) -> str:
+        """The profile a chat runs with: its own choice, else the default for chats."""
+        if chat_id is not None and str(chat_id) in self.chat_profiles:
+            return self.chat_profiles[str(chat_id)]
+        return self.chat_profile
 
     def sampling(self) -> SamplingParams:
         preset = "greedy" if self.temperature == 0 else self.preset
@@ -75,6 +111,50 @@ class Settings:
         elif self.draft:
             config.draft, config.draft_model_path = "model", Path(self.draft)
         return config
+
+
+def profile_sampling(plan: ProfilePlan, seed: int | None = None) -> SamplingParams:
+    """The sampling preset a profile's plan asks for."""
+    params = SamplingParams(preset=plan.sampling["preset"],
+                            temperature=plan.sampling["temperature"])
+    return params if seed is None else replace(params, seed=seed)
+
+
+def profile_engine_config(plan: ProfilePlan, threads: int | None = None) -> EngineConfig:
+    """How to load a profile's chosen file today: one sequence with the per-sequence
+    context. ``plan.parallel`` is the width for the batching engine (``n_seq_max``), which
+    takes ``plan.n_ctx`` cells in all once it lands."""
+    if plan.path is None:
+        raise ConfigError(f"The {plan.profile.title} profile found no model that fits here; "
+                          + "; ".join(plan.reasons))
+    partial = plan.chosen is not None and plan.chosen.status.startswith("partial")
+    layers = plan.n_gpu_layers if partial else (-1 if plan.n_gpu_layers else 0)
+    config = EngineConfig(model_path=Path(plan.path), n_ctx=plan.n_ctx_per_seq,
+                          n_threads=threads, n_gpu_layers=layers)
+    if plan.speculation in ("twin", "lookup"):
+        config.draft = plan.speculation  # type: ignore[assignment]
+    return config
+
+
+def plan_named_profile(settings: Settings, name: str, models: list[Path] | None = None,
+                       hardware: Any = None) -> ProfilePlan:
+    """The plan of profile ``name`` over ``models`` (default: every model in the library) on
+    this machine (``hardware``: a HardwareProfile, default: probed), preferring what the
+    benchmark measured here. The one entry point for the CLI, the app and the server."""
+    from core.gguf.reader import read_local
+    from core.planning.hardware import probe
+    from core.planning.measured import MeasurementStore
+    from core.planning.profiles import library_candidates, plan_profile
+
+    profile = settings.all_profiles().get(name)
+    if profile is None:
+        raise ConfigError(f"Unknown profile {name!r}; choose one of "
+                          f"{', '.join(settings.all_profiles())}.")
+    candidates = ([(p.name, read_local(p)) for p in models] if models
+                  else library_candidates())
+    if not candidates:
+        raise ConfigError("The library has no model; download or import one first.")
+    return plan_profile(profile, candidates, hardware or probe(), MeasurementStore().by_path())
 
 
 def settings_path() -> Path:

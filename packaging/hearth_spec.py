@@ -61,5 +61,7 @@ def collect(platform: str) -> BundleParts:
     assets = ROOT / "assets"
     parts.datas += [(str(p), "assets") for p in sorted(assets.glob("hearth*"))
                     if p.suffix in {".png", ".svg", ".ico", ".icns"}]
+    parts.datas.append((str(ROOT / "core" / "engine" / "runtime" / "heldout.txt"),
+                        "core/engine/runtime"))  # the benchmark's perplexity text
     parts.hiddenimports += collect_submodules("core") + collect_submodules("app")
     return parts

@@ -9,6 +9,7 @@ migrated forward and a newer one is refused rather than damaged.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import HearthError
-from core.paths import hearth_home
+from core.paths import hearth_home, private_file
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -85,6 +86,8 @@ class HistoryStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         try:
+            with contextlib.suppress(OSError):  # sqlite says why if the file is unusable
+                private_file(self.path)  # 0600 before the first chat lands; -wal/-shm follow
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")

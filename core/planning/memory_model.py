@@ -84,9 +84,13 @@ class MemoryEstimate:
 
 
 def gpu_layer_range(n_layer: int, n_gpu_layers: int) -> tuple[int, bool]:
-    """(repeating layers on the GPU, output head on the GPU) for llama.cpp's n_gpu_layers."""
-    n = n_layer + 1 if n_gpu_layers < 0 else min(n_gpu_layers, n_layer + 1)
-    return min(n, n_layer), n > n_layer
+    """(repeating layers on the GPU, output head on the GPU) for llama.cpp's n_gpu_layers.
+
+    llama.cpp counts the output head as layer ``n_layer`` and offloads the *last* k of the
+    ``n_layer + 1`` (src/llama-model.cpp, ``i_gpu_start = n_layer + 1 - k``): the head goes
+    first, then k - 1 repeating layers."""
+    k = n_layer + 1 if n_gpu_layers < 0 else min(n_gpu_layers, n_layer + 1)
+    return max(0, k - 1), k >= 1
 
 
 def kv_cache_bytes(info: ModelInfo, cfg: LoadConfig) -> tuple[list[int], int, int]:

@@ -45,6 +45,7 @@ class PlanSettings:
     # A partial offload is preferred only if at least this share of layers is on the GPU;
     # below it a smaller quant with more layers on the GPU is usually much faster.
     min_gpu_share: float = 0.5
+    n_seq_max: int = 1  # sequences decoded together (a profile's parallel width)
 
 
 @dataclass
@@ -136,7 +137,8 @@ def _contexts(info: ModelInfo, settings: PlanSettings) -> list[int]:
 
 def _cfg(settings: PlanSettings, n_ctx: int, n_gpu: int) -> LoadConfig:
     return LoadConfig(n_ctx=n_ctx, n_gpu_layers=n_gpu, type_k=settings.type_k,
-                      type_v=settings.type_v, n_ubatch=settings.n_ubatch)
+                      type_v=settings.type_v, n_ubatch=settings.n_ubatch,
+                      n_seq_max=settings.n_seq_max)
 
 
 def plan_file(label: str, info: ModelInfo, vram: int, ram: int, settings: PlanSettings,

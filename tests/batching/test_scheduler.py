@@ -105,7 +105,14 @@ def test_a_long_prompt_does_not_stall_a_running_stream(engine: Engine) -> None:
     print(f"\nstream gaps: median {median:.1f} ms, largest during the 2,000-token prefill "
           f"{max(during):.1f} ms over {len(during)} tokens")
     assert len(during) >= 5  # the stream kept decoding while the prompt was evaluated
-    assert max(during) <= 3 * median
+    # Each step carries a chunk costing about one more decode step: the typical gap stays
+    # near the median. One gap may catch the OS scheduling another program (CI shares two
+    # cores), so the worst one is bounded against the whole prefill an unchunked engine
+    # would have stalled for.
+    p90 = statistics.quantiles(during, n=10)[-1]
+    window_ms = (t_prefilled - t_arrive) / 1e6
+    assert p90 <= 2.5 * median
+    assert max(during) <= max(3 * median, window_ms / 10)
 
 
 def test_kv_exhaustion_makes_the_newest_wait_and_harms_no_running_one(

@@ -35,9 +35,10 @@ def test_kv_cache_matches_llama_cpp_log(default_model: Path) -> None:
 
 def test_gpu_layer_assignment_follows_llama_cpp() -> None:
     assert gpu_layer_range(32, 0) == (0, False)
-    assert gpu_layer_range(32, 10) == (10, False)
-    assert gpu_layer_range(32, 32) == (32, False)  # the output head needs n_layer + 1
-    assert gpu_layer_range(32, 33) == (32, True)
+    assert gpu_layer_range(32, 1) == (0, True)  # the head is offloaded first
+    assert gpu_layer_range(32, 10) == (9, True)
+    assert gpu_layer_range(32, 32) == (31, True)
+    assert gpu_layer_range(32, 33) == (32, True)  # all: n_layer + 1
     assert gpu_layer_range(32, -1) == (32, True)
 
 
@@ -50,10 +51,11 @@ def test_offload_moves_weights_and_kv_to_vram(default_model: Path) -> None:
     assert 0 < half.vram_bytes < full.vram_bytes
     assert full.host_bytes < half.host_bytes < cpu.host_bytes
     layers = info.layer_bytes()
-    assert half.parts["weights"][1] == sum(layers[9:])
     # Tied head: token_embd stays on the CPU and a copy goes to the GPU with the output
-    # layer (which also holds output_norm, 640 f32).
+    # layer (which also holds output_norm, 640 f32). llama.cpp offloads the head first:
+    # 9 "layers" are the head and the last 8 of the 18 repeating ones.
     emb = info.tensor("token_embd.weight").n_bytes
+    assert half.parts["weights"][1] == sum(layers[10:]) + emb + 640 * 4
     assert full.parts["weights"] == (emb, sum(layers) + emb + 640 * 4)
 
 

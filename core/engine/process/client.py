@@ -19,7 +19,7 @@ import multiprocessing as mp
 import os
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -73,6 +73,7 @@ class EngineClient:
         self._streams: dict[int, queue.SimpleQueue[Any]] = {}
         self._streams_lock = threading.Lock()
         self._control: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._death = ""  # how the last worker ended
         self.running = 0  # the worker's last status: requests decoding or prefilling
         self.waiting = 0  # ... and waiting for a sequence or KV room
 
@@ -98,7 +99,7 @@ class EngineClient:
                               args=(child_conn, self.options, os.getpid()), daemon=True)
         process.start()
         child_conn.close()
-        self._process, self._conn = process, parent_conn
+        self._process, self._conn, self._death = process, parent_conn, ""
         self._control = queue.SimpleQueue()
         threading.Thread(target=self._read, args=(parent_conn, self._control),
                          name="engine-events", daemon=True).start()
@@ -127,13 +128,14 @@ class EngineClient:
                 stream.put(_DIED)
 
     def _reap(self) -> str:
-        """Forget a dead (or hung) worker; returns why it ended."""
-        reason = "it was not running"
+        """Forget a dead (or hung) worker; returns why it ended (the same answer to every
+        stream that saw it go)."""
         with self._life:
+            reason = self._death or "it was not running"
             if self._process is not None:
                 if self._process.is_alive():
                     self._process.kill()
-                reason = death_reason(self._process)
+                reason = self._death = death_reason(self._process)
                 self._process.close()
             if self._conn is not None:
                 self._conn.close()
@@ -193,7 +195,8 @@ class EngineClient:
                 assert isinstance(answer, LoadFailedEvent), answer
                 if not answer.gpu_related or layers == 0:
                     self.loaded = None
-                    raise error_of_kind(answer.kind, answer.message)
+                    before = "".join(f"{note}; " for note in notes)
+                    raise error_of_kind(answer.kind, f"{before}{answer.message}")
                 notes.append(f"GPU load with {_layers_text(layers)} failed: {answer.message}")
                 layers = fewer_layers(layers, answer.n_layer)
 
@@ -215,9 +218,14 @@ class EngineClient:
             self.load(self._config)  # a fresh worker after a crash
 
     # -- generation --------------------------------------------------------------------
-    def generate(self, request: GenerationRequest) -> Iterator[Event]:
+    def generate(self, request: GenerationRequest) -> EventStream:
         """Stream a request through the worker; never raises for engine trouble. Closing
-        the iterator early cancels the request (a client that went away)."""
+        the stream early cancels the request (a client that went away); so does
+        ``stream.cancel()`` or ``cancel(stream.request_id)`` from any thread."""
+        rid = next(self._ids)
+        return EventStream(rid, self._events(request, rid), self.cancel)
+
+    def _events(self, request: GenerationRequest, rid: int) -> Iterator[Event]:
         text: list[str] = []
         try:
             self._ensure_loaded()
@@ -225,7 +233,6 @@ class EngineClient:
             kind = "EngineError" if str(err) == "No model is loaded." else type(err).__name__
             yield ErrorEvent(str(err), kind)
             return
-        rid = next(self._ids)
         stream: queue.SimpleQueue[Any] = queue.SimpleQueue()
         with self._streams_lock:
             self._streams[rid] = stream
@@ -305,6 +312,31 @@ class EngineClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class EventStream(Iterator[Event]):
+    """One request's events, with its id: iterate it, ``cancel()`` it from any thread,
+    ``close()`` it to stop reading (which cancels it too)."""
+
+    def __init__(self, request_id: int, events: Iterator[Event],
+                 cancel: Callable[[int | None], None]) -> None:
+        self.request_id = request_id
+        self._events = events
+        self._cancel = cancel
+
+    def __iter__(self) -> EventStream:
+        return self
+
+    def __next__(self) -> Event:
+        return next(self._events)
+
+    def cancel(self) -> None:
+        self._cancel(self.request_id)
+
+    def close(self) -> None:
+        close = getattr(self._events, "close", None)
+        if close is not None:
+            close()
 
 
 def _layers_text(layers: int) -> str:

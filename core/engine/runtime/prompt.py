@@ -66,7 +66,7 @@ class PromptBuilder:
         tokens: dict[str, Any] = {
             "bos_token": model.token_text(model.bos) if model.bos >= 0 else "",
             "eos_token": model.token_text(model.eos) if model.eos >= 0 else "",
-            "add_generation_prompt": request.add_generation_prompt}
+            "add_generation_prompt": request.add_generation_prompt, "tools": request.tools}
         try:
             return self.template.render(messages, **tokens), self.template.name
         except Exception:  # TemplateError, or any error raised by hostile template code

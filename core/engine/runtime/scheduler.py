@@ -242,14 +242,21 @@ class Scheduler:
     def _decode(self, only: Job | None) -> int:
         """One ``llama_decode``; a lone prefill can be aborted mid-graph by its cancel."""
         if only is None:
-            return self.context.decode(self._batch.ptr)
+            return self._decode_synced()
         self._abort_job = only
         self.context.set_abort(self._abort_cb)
         try:
-            return self.context.decode(self._batch.ptr)
+            return self._decode_synced()
         finally:
             self.context.set_abort(NO_ABORT)
             self._abort_job = None
+
+    def _decode_synced(self) -> int:
+        """Decode and wait for the device: on a GPU ``llama_decode`` returns before the
+        work is done, and the step's clock (prefill budget, metrics) must see all of it."""
+        rc = self.context.decode(self._batch.ptr)
+        llama_cpp.llama_synchronize(self.context.ptr)
+        return rc
 
     def _abort_requested(self, _data: Any) -> bool:
         job = self._abort_job

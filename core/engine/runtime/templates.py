@@ -8,9 +8,11 @@ reported with every reply so a wrong guess is visible rather than silent.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -99,14 +101,23 @@ class ChatTemplate:
     source: str
     end_of_turn: str | None = None
 
+    @property
+    def supports_tools(self) -> bool:
+        """Whether the template renders tool definitions itself (it reads ``tools``)."""
+        return template_supports_tools(self.source)
+
     def render(
         self,
         messages: Sequence[dict[str, str]],
         bos_token: str,
         eos_token: str,
         add_generation_prompt: bool = True,
+        tools: list[dict[str, Any]] | None = None,
     ) -> str:
-        """The prompt text for ``messages``; :class:`TemplateError` if rendering fails."""
+        """The prompt text for ``messages``; :class:`TemplateError` if rendering fails.
+        ``tools`` (OpenAI function definitions) are passed as the ``tools`` variable, as
+        Hugging Face's ``apply_chat_template`` does; templates that never read it ignore it."""
+        extra = {"tools": tools} if tools else {}
         try:
             template = _environment().from_string(self.source)
             return template.render(
@@ -114,12 +125,23 @@ class ChatTemplate:
                 bos_token=bos_token,
                 eos_token=eos_token,
                 add_generation_prompt=add_generation_prompt,
+                **extra,
             )
         except jinja2.TemplateError as err:
             raise TemplateError(
                 f"The model's chat template ({self.name}) failed to render: {err}. "
                 "Use raw-prompt mode or another model."
             ) from err
+
+
+_TOOLS_VARIABLE = re.compile(r"\btools\b")
+
+
+def template_supports_tools(source: str | None) -> bool:
+    """True when a chat template's source reads the ``tools`` variable (Llama 3.1+, Qwen,
+    Mistral, Hermes...): tool definitions then go through the model's own format. Built-in
+    family templates never do, so tools there need a generic, grammar-constrained form."""
+    return bool(source) and _TOOLS_VARIABLE.search(source or "") is not None
 
 
 def _raise(message: str) -> None:

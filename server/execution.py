@@ -1,0 +1,241 @@
+"""Running a request's choices on a backend, off the event loop, cancellable.
+
+Each choice runs on its own thread: it waits for an admission slot, iterates
+``backend.generate(request)`` and hands every event to a sink. Cancelling (the client went
+away, a batch was cancelled) sets one flag; the thread then closes the engine's iterator at
+the next event, which is how an ``EngineBackend`` cancels a request (the local worker gets
+a cancel command and stops decoding at its next token: milliseconds, not the whole reply).
+:class:`Run` puts the events on an asyncio queue for the HTTP handlers; :func:`drive` is
+the blocking core that the batch runner calls directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from core.engine.api import (
+    DoneEvent,
+    EngineBackend,
+    ErrorEvent,
+    Event,
+    GenerationRequest,
+    TextEvent,
+    TokenLogprob,
+)
+from core.engine.metrics import RequestMetrics
+from core.errors import HearthError
+from server.admission import Admission, Ticket
+
+log = logging.getLogger("hearth.server")
+Sink = Callable[[Event], None]
+# Called on the choice's thread when the engine is done with it (whether or not anyone is
+# still reading): the final event and when it came (perf_counter_ns).
+FinalHook = Callable[[DoneEvent | ErrorEvent, int], None]
+CANCELLED = "Cancelled"
+
+
+class CancelFlag(threading.Event):
+    """A cancel flag that also runs callbacks the moment it is set, so a stream that can be
+    cancelled by id (``EventStream.cancel``) stops at once, not at its next token."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._callbacks: list[Callable[[], None]] = []
+        self._lock = threading.Lock()
+
+    def on_set(self, callback: Callable[[], None]) -> None:
+        with self._lock:
+            self._callbacks.append(callback)
+            already = self.is_set()
+        if already:
+            callback()
+
+    def set(self) -> None:
+        super().set()
+        with self._lock:
+            callbacks = list(self._callbacks)
+        for callback in callbacks:
+            with contextlib.suppress(Exception):
+                callback()
+
+
+def drive(backend: EngineBackend, request: GenerationRequest, cancel: threading.Event,
+          sink: Sink) -> DoneEvent | ErrorEvent:
+    """Stream one request into ``sink`` until its final event, or until ``cancel`` is set
+    (the engine's iterator is then closed, cancelling the request there)."""
+    final: DoneEvent | ErrorEvent | None = None
+    try:
+        events = backend.generate(request)
+    except HearthError as err:  # a backend may refuse up front (QueueFullError)
+        final = ErrorEvent(str(err), type(err).__name__)
+        sink(final)
+        return final
+    stop = getattr(events, "cancel", None)
+    if isinstance(cancel, CancelFlag) and callable(stop):
+        cancel.on_set(stop)  # the worker stops the request now, not after its next token
+    try:
+        for event in events:
+            sink(event)
+            if isinstance(event, DoneEvent | ErrorEvent):
+                final = event
+                break
+            if cancel.is_set():
+                break
+    except Exception as err:  # a backend that raises mid-stream still ends the stream
+        log.exception("server: the backend failed mid-stream")
+        final = ErrorEvent(f"The engine failed: {err}", type(err).__name__)
+        sink(final)
+    finally:
+        with contextlib.suppress(Exception):
+            events.close()  # type: ignore[attr-defined]
+    if final is None:
+        final = ErrorEvent("The request was cancelled.", CANCELLED)
+        sink(final)
+    return final
+
+
+def run_admitted(backend: EngineBackend, admission: Admission, ticket: Ticket,
+                 request: GenerationRequest, cancel: threading.Event, sink: Sink,
+                 on_start: Callable[[], None] | None = None) -> DoneEvent | ErrorEvent:
+    """Wait for the ticket's slot, run the request, give the slot back. ``on_start`` is
+    called once the slot is held, just before the engine gets the request."""
+    try:
+        if not admission.wait(ticket, cancel):
+            final = ErrorEvent("The request was cancelled while it waited.", CANCELLED)
+            sink(final)
+            return final
+        if on_start is not None:
+            on_start()
+        return drive(backend, request, cancel, sink)
+    finally:
+        admission.release(ticket)
+
+
+@dataclass
+class ChoiceResult:
+    """Everything one choice produced, gathered from its events."""
+
+    index: int
+    text: str = ""
+    logprobs: list[TokenLogprob] = field(default_factory=list)
+    done: DoneEvent | None = None
+    error: ErrorEvent | None = None
+    t_end_ns: int = 0  # when the engine let go of it (perf_counter_ns), set by its thread
+
+    @property
+    def metrics(self) -> RequestMetrics | None:
+        return self.done.metrics if self.done is not None else None
+
+    def add(self, event: Event) -> None:
+        if isinstance(event, TextEvent):
+            self.text += event.text
+            if event.logprobs:
+                self.logprobs.extend(event.logprobs)
+        elif isinstance(event, DoneEvent):
+            self.done = event
+            self.text = event.text or self.text
+        elif isinstance(event, ErrorEvent):
+            self.error = event
+
+
+class Run:
+    """One API request's choices in flight. Create with :meth:`start` (which may raise
+    ``QueueFull`` before anything runs); read with :meth:`next` or :meth:`collect`."""
+
+    def __init__(self, n: int, loop: asyncio.AbstractEventLoop) -> None:
+        self.cancel_flag = CancelFlag()
+        self.queue: asyncio.Queue[tuple[int, Event]] = asyncio.Queue()
+        self.results = [ChoiceResult(i) for i in range(n)]
+        self.open = n  # choices without their final event yet
+        self._loop = loop
+        self.on_final: FinalHook | None = None
+        self._unsettled = n  # choice threads still finishing (recording their results)
+        self._settled = asyncio.Event()
+
+    @classmethod
+    def start(cls, backend: EngineBackend, admission: Admission,
+              requests: list[GenerationRequest], on_final: FinalHook | None = None) -> Run:
+        run = cls(len(requests), asyncio.get_running_loop())
+        run.on_final = on_final
+        tickets: list[Ticket] = []
+        try:
+            for request in requests:
+                tickets.append(admission.enter(request.lane))
+        except BaseException:
+            for ticket in tickets:
+                admission.release(ticket)
+            raise
+        for index, (request, ticket) in enumerate(zip(requests, tickets, strict=True)):
+            threading.Thread(target=run._choice, name=f"server-choice-{index}", daemon=True,
+                             args=(backend, admission, ticket, request, index)).start()
+        return run
+
+    def _choice(self, backend: EngineBackend, admission: Admission, ticket: Ticket,
+                request: GenerationRequest, index: int) -> None:
+        def sink(event: Event) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is gone (server stopping)
+                self._loop.call_soon_threadsafe(self.queue.put_nowait, (index, event))
+
+        try:
+            final = run_admitted(backend, admission, ticket, request, self.cancel_flag, sink)
+            t_end = time.perf_counter_ns()
+            self.results[index].t_end_ns = t_end
+            if self.on_final is not None:
+                try:
+                    self.on_final(final, t_end)
+                except Exception:
+                    log.exception("server: recording a finished request failed")
+        except Exception as err:  # never leave a reader waiting for this choice
+            log.exception("server: a request's thread failed")
+            sink(ErrorEvent(f"The server failed running the request: {err}", "ServerError"))
+        finally:
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._one_settled)
+
+    def _one_settled(self) -> None:
+        self._unsettled -= 1
+        if self._unsettled <= 0:
+            self._settled.set()
+
+    async def settled(self) -> None:
+        """Wait until every choice's thread has recorded its result (tokens, finish) —
+        a moment after its final event: the request log line is then complete."""
+        await self._settled.wait()
+
+    def cancel(self) -> None:
+        self.cancel_flag.set()
+
+    @property
+    def finished(self) -> bool:
+        return self.open == 0
+
+    async def next(self) -> tuple[int, Event]:
+        """The next event of any choice (results are updated as it passes)."""
+        index, event = await self.queue.get()
+        result = self.results[index]
+        result.add(event)
+        if isinstance(event, DoneEvent | ErrorEvent):
+            self.open -= 1
+        return index, event
+
+    async def collect(self) -> list[ChoiceResult]:
+        while not self.finished:
+            await self.next()
+        await self.settled()
+        return self.results
+
+
+async def watch_disconnect(receive: Callable[[], object], run: Run) -> None:
+    """Cancel ``run`` when the client disconnects (for handlers that have read the body
+    and are not streaming yet). Cancel this task before handing ``receive`` to anyone."""
+    while True:
+        message = await receive()  # type: ignore[misc]
+        if isinstance(message, dict) and message.get("type") == "http.disconnect":
+            run.cancel()
+            return
