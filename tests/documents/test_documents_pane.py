@@ -1,5 +1,6 @@
-"""The Documents pane in the real window with the real model: add a folder (progress),
-the chat uses it, the breakdown and the sources of the reply are shown."""
+"""The Documents pane in the real window with the real model: a chat without collections is
+sent unchanged; add a folder (progress), the chat uses it, the breakdown and the sources of
+the reply are shown. One window for both (a window loads the model)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,12 @@ def test_a_folder_added_in_the_pane_answers_the_chat(qtbot, make_window,
     pane = window.documents
     pane.budget.setValue(150)  # a short prompt: the test is about what is sent
     assert pane.isHidden()  # no collection yet
+    prompts: list[DocumentPrompt] = []
+    pane.promptReady.connect(prompts.append)
+    window.input.setPlainText("Hello")
+    with qtbot.waitSignal(window.replyFinished, timeout=TIMEOUT):
+        window.send_button.click()
+    assert prompts == [] and pane.sources.count() == 0  # no collection: sent unchanged
     steps: list[IndexProgress] = []
     pane.progressed.connect(steps.append)
     with qtbot.waitSignal(pane.indexed, timeout=TIMEOUT) as blocker:
@@ -33,8 +40,6 @@ def test_a_folder_added_in_the_pane_answers_the_chat(qtbot, make_window,
     qtbot.waitUntil(lambda: pane.selected() == ["notes"], timeout=TIMEOUT)
     assert "notes — 40 files" in pane.list.item(0).text()
     fact = next(f for f in corpus[1] if f.path.suffix == ".md")
-    prompts: list[DocumentPrompt] = []
-    pane.promptReady.connect(prompts.append)
     window.input.setPlainText(f"Where is the {fact.code} archive kept?")
     with qtbot.waitSignal(window.replyFinished, timeout=TIMEOUT) as done:
         window.send_button.click()
@@ -56,16 +61,6 @@ def test_a_folder_added_in_the_pane_answers_the_chat(qtbot, make_window,
     assert f"[1] {prompt.sources[0].label()}" in strip.text()
     chat_id = window.conversation.chat_id
     qtbot.waitUntil(lambda: pane.store.chat_collections(chat_id) == ["notes"], timeout=TIMEOUT)
-
-
-def test_a_chat_without_collections_is_sent_unchanged(qtbot, make_window) -> None:
-    window = make_window(app_settings(max_tokens=4))
-    sent = []
-    window.documents.promptReady.connect(sent.append)
-    window.input.setPlainText("Hello")
-    with qtbot.waitSignal(window.replyFinished, timeout=TIMEOUT):
-        window.send_button.click()
-    assert sent == [] and window.documents.sources.count() == 0
 
 
 def test_the_template_dialog_refuses_a_template_without_placeholders(qtbot) -> None:
