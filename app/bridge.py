@@ -1,57 +1,74 @@
 """Qt adapters over the core: the GUI thread never calls the engine, the network or the disk.
 
-:class:`EngineBridge` owns an ``EngineClient`` on its own thread and turns its event stream
-into queued signals, coalescing text so the view updates at most once per frame.
-:class:`Background` runs any blocking call (history, library scan, hub search) on a worker
-thread and delivers the result back on the GUI thread.
+:class:`EngineBridge` drives any :class:`~core.engine.api.EngineBackend` (the local worker
+process, and later a pool or a remote server: it is injected) on its own thread and turns
+its event stream into queued signals, coalescing text so the view updates at most once per
+frame. :class:`Background` runs any blocking call (history, library scan, hub search) on a
+worker thread and delivers the result back on the GUI thread; a failure always reaches a
+handler, the job's own or the instance's ``report`` (the window's status bar), and the log.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from core.engine import DoneEvent, EngineConfig, ErrorEvent, GenerationRequest, TextEvent
-from core.engine.process.client import EngineClient
-from core.engine.process.worker import WorkerOptions
+from core.engine.api import EngineBackend, Event
 from core.errors import HearthError
+
+log = logging.getLogger("hearth.app")
 
 # Text is coalesced into one view update per 12 ms at most: a piece that arrives just after
 # an update waits at most that long, so it is on screen within a 60 Hz frame (16.7 ms) of
 # leaving the engine, and Qt still merges the repaints of one event-loop pass into one.
 FRAME_MS = 12
+# If updating the view costs more than this share of the time between updates, updates are
+# spaced out (up to MAX_FRAME_MS): the engine shares the CPU with the GUI thread, and a slow
+# view must not buy its frame rate with the engine's tokens.
+VIEW_BUDGET = 0.05
+MAX_FRAME_MS = 100
 
 
 class Background(QObject):
     """Runs callables off the GUI thread, in order (one worker per instance).
 
+    ``report(exc)`` is where a failed job's error goes when the call gave no ``on_error``;
+    every failure is also logged (``hearth.app``, with its traceback).
     Signals: ``_done(object, object, object)`` is internal (callback, result, error)."""
 
     _done = Signal(object, object, object)
 
-    def __init__(self, name: str, parent: QObject | None = None) -> None:
+    def __init__(self, name: str, parent: QObject | None = None, *,
+                 report: Callable[[Exception], None]) -> None:
         super().__init__(parent)
+        self.name = name
         self._pool = ThreadPoolExecutor(1, thread_name_prefix=name)
         self._closed = False
+        self._report = report
         self._done.connect(self._deliver)
 
     def run(self, fn: Callable[[], Any], on_done: Callable[[Any], None] | None = None,
             on_error: Callable[[Exception], None] | None = None) -> None:
-        """Call ``fn()`` on the worker; then ``on_done(result)`` or ``on_error(exc)`` on the
-        GUI thread. After :meth:`shutdown` (the window is closing) nothing more is run."""
+        """Call ``fn()`` on the worker; then ``on_done(result)`` or ``on_error(exc)`` (else
+        the instance's ``report``) on the GUI thread. After :meth:`shutdown` (the window is
+        closing) nothing more is run."""
         if self._closed:
+            log.warning("%s: a job was refused after shutdown: %r", self.name, fn)
             return
 
         def job() -> None:
             try:
                 result = fn()
             except Exception as err:  # delivered to the GUI as a value, never raised there
-                self._done.emit(on_error, None, err)
+                log.error("%s job failed: %s", self.name, err, exc_info=err)
+                self._done.emit(on_error or self._report, None, err)
             else:
                 self._done.emit(on_done, result, None)
 
@@ -60,12 +77,13 @@ class Background(QObject):
     @Slot(object, object, object)
     def _deliver(self, callback: Callable[[Any], None] | None, result: Any,
                  error: Exception | None) -> None:
-        if error is not None:
-            if callback is not None:
-                callback(error)
-            return
         if callback is not None:
-            callback(result)
+            callback(error if error is not None else result)
+
+    def persist(self, job: Callable[[], Any], on_done: Callable[[Any], None],
+                on_error: Callable[[Exception], None]) -> None:
+        """The ``persist`` a :class:`core.chat.session.ChatSession` takes."""
+        self.run(job, on_done, on_error)
 
     def shutdown(self) -> None:
         """Finish what was queued (history writes must land), then refuse new work."""
@@ -91,19 +109,19 @@ class EngineBridge(QObject):
     _wake = Signal()
     _loadDone = Signal(object, object)
 
-    def __init__(self, client: EngineClient | None = None, parent: QObject | None = None) -> None:
+    def __init__(self, client: EngineBackend, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        # The engine runs niced below the window: on a machine whose cores it fills, the
-        # GUI thread still gets a core the moment it wakes (measured: event-loop stalls
-        # 55-75 ms -> 15-22 ms while streaming and downloading on 2 cores). The cost: other
-        # busy programs slow the engine more than they would at equal priority.
-        self.client = client or EngineClient(WorkerOptions(nice=5))
+        self.client = client
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="engine")
         self._lock = threading.Lock()
         self._pending: list[str] = []
         self._stamps: list[int] = []  # when the engine produced each pending piece
         self._final: DoneEvent | ErrorEvent | None = None
+        self._stream: Iterator[Event] | None = None  # the running request's
+        self._cancel_asked = False
         self._last_flush = 0.0
+        self.frame_ms = float(FRAME_MS)  # the coalescing interval now (adapts to the view)
+        self._view_ms = 0.0  # moving average of one update's cost on the GUI thread
         self.delivery_ms: list[float] = []  # engine-to-view latency per text piece
         self._reply_stamps: list[int] = []  # engine timestamps of the current reply's pieces
         self._flush_timer = QTimer(self)
@@ -113,6 +131,12 @@ class EngineBridge(QObject):
         self._loadDone.connect(self._on_load_done)
         self.busy = False
 
+    @property
+    def worker_pid(self) -> int | None:
+        """The process running the model, when the backend is local (telemetry follows it)."""
+        loaded = self.client.loaded
+        return loaded.worker_pid or None if loaded is not None else None
+
     # -- commands (GUI thread) -----------------------------------------------------------
     def load(self, config: EngineConfig) -> None:
         self._set_busy(True)
@@ -121,8 +145,10 @@ class EngineBridge(QObject):
             try:
                 self._loadDone.emit(self.client.load(config), None)
             except HearthError as err:
+                log.warning("model load failed: %s", err)
                 self._loadDone.emit(None, str(err))
             except Exception as err:  # an unexpected failure is still a message, not a crash
+                log.error("model load failed unexpectedly", exc_info=err)
                 self._loadDone.emit(None, f"Loading failed unexpectedly: {err}")
 
         self._pool.submit(job)
@@ -134,16 +160,24 @@ class EngineBridge(QObject):
             self._stamps.clear()
             self._reply_stamps = []
             self._final = None
+            self._cancel_asked = False
         self._pool.submit(self._run, request)
 
-    def reply_stamps(self) -> list[int]:
-        """When the engine produced each piece of the current (or last) reply."""
+    def reply_stamps(self, start: int = 0) -> list[int]:
+        """When the engine produced each piece of the current (or last) reply, from the
+        ``start``-th on (the panel asks only for what it has not seen)."""
         with self._lock:
-            return list(self._reply_stamps)
+            return self._reply_stamps[start:]
 
     def cancel(self) -> None:
-        """Ask the running request to stop (returns at once; ``finished`` follows)."""
-        self.client.cancel()
+        """Ask this window's running request to stop (returns at once; ``finished``
+        follows). Only its own stream: the backend may be shared with the local server, whose
+        requests must go on."""
+        with self._lock:
+            self._cancel_asked = True
+            stream = self._stream
+        if stream is not None:
+            _cancel_stream(stream, self.client)
 
     def shutdown(self) -> None:
         self.client.cancel()
@@ -153,18 +187,31 @@ class EngineBridge(QObject):
     # -- engine thread -------------------------------------------------------------------
     def _run(self, request: GenerationRequest) -> None:
         final: DoneEvent | ErrorEvent | None = None
-        for event in self.client.generate(request):
-            if isinstance(event, TextEvent):
-                with self._lock:
-                    wake = not self._pending
-                    self._pending.append(event.text)
-                    self._stamps.append(event.t_ns)
-                    self._reply_stamps.append(event.t_ns)
-                if wake:
-                    self._wake.emit()
-            elif isinstance(event, DoneEvent | ErrorEvent):
-                final = event
+        try:
+            stream = self.client.generate(request)
+            with self._lock:
+                self._stream = stream
+                cancel_now = self._cancel_asked
+            if cancel_now:  # Stop pressed before the request reached the backend
+                _cancel_stream(stream, self.client)
+            for event in stream:
+                if isinstance(event, TextEvent):
+                    with self._lock:
+                        wake = not self._pending
+                        self._pending.append(event.text)
+                        self._stamps.append(event.t_ns)
+                        self._reply_stamps.append(event.t_ns)
+                    if wake:
+                        self._wake.emit()
+                elif isinstance(event, DoneEvent | ErrorEvent):
+                    final = event
+        except Exception as err:  # a backend must not raise, but one that does is reported
+            log.error("the engine's stream failed", exc_info=err)
+            final = ErrorEvent(f"The engine failed unexpectedly: {err}", type(err).__name__)
+        if isinstance(final, ErrorEvent):
+            log.warning("request failed (%s): %s", final.kind, final.message)
         with self._lock:
+            self._stream = None
             self._final = final or ErrorEvent("The engine ended without a result.")
         self._wake.emit()
 
@@ -172,10 +219,10 @@ class EngineBridge(QObject):
     @Slot()
     def _on_wake(self) -> None:
         since = (time.perf_counter() - self._last_flush) * 1000
-        if since >= FRAME_MS:
+        if since >= self.frame_ms:
             self._flush()
         elif not self._flush_timer.isActive():
-            self._flush_timer.start(int(FRAME_MS - since) + 1)
+            self._flush_timer.start(int(self.frame_ms - since) + 1)
 
     @Slot()
     def _flush(self) -> None:
@@ -187,12 +234,19 @@ class EngineBridge(QObject):
             final, self._final = self._final, None
         self._last_flush = time.perf_counter()
         if text:
-            self.textReady.emit(text)
+            t0 = time.thread_time()
+            self.textReady.emit(text)  # the view's slots run here, on this thread
+            self._adapt((time.thread_time() - t0) * 1000)
             now = time.perf_counter_ns()
             self.delivery_ms.extend((now - s) / 1e6 for s in stamps)
         if final is not None:
             self._set_busy(False)
             self.finished.emit(final)
+
+    def _adapt(self, cost_ms: float) -> None:
+        """Space updates so the view takes at most VIEW_BUDGET of the GUI thread's time."""
+        self._view_ms = 0.8 * self._view_ms + 0.2 * cost_ms
+        self.frame_ms = min(MAX_FRAME_MS, max(FRAME_MS, self._view_ms / VIEW_BUDGET))
 
     @Slot(object, object)
     def _on_load_done(self, loaded: object, error: str | None) -> None:
@@ -206,3 +260,13 @@ class EngineBridge(QObject):
         if busy != self.busy:
             self.busy = busy
             self.busyChanged.emit(busy)
+
+
+def _cancel_stream(stream: Iterator[Event], backend: EngineBackend) -> None:
+    """Cancel one request: its stream's own ``cancel`` (an ``EventStream``), or, from a
+    backend whose streams have none, the backend's (that backend runs one at a time)."""
+    cancel = getattr(stream, "cancel", None)
+    if callable(cancel):
+        cancel()
+    else:
+        backend.cancel()

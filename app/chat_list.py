@@ -59,6 +59,19 @@ class ChatList(QWidget):
             item.setToolTip(chat.title)
             self.list.addItem(item)
 
+    def select(self, chat_id: int | None) -> None:
+        """Show ``chat_id`` as the current chat (None: none); emits nothing."""
+        self.list.blockSignals(True)
+        try:
+            self.list.clearSelection()
+            for i in range(self.list.count()):
+                item = self.list.item(i)
+                if item.data(Qt.ItemDataRole.UserRole) == chat_id:
+                    self.list.setCurrentItem(item)
+                    break
+        finally:
+            self.list.blockSignals(False)
+
     def chat_ids(self) -> list[int]:
         return [self.list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.list.count())]
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import html
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -134,7 +135,7 @@ class DocumentsPane(QDockWidget):
         super().__init__("Documents", window)
         self.setObjectName("documents-pane")
         self.window_ = window
-        self.worker = Background("documents", self)
+        self.worker = Background("documents", self, report=self._failed)
         self.store = store or DocumentStore()
         self.indexer = Indexer(self.store, progress=self.progressed.emit)
         self.watcher = FolderWatcher(self.indexer, self.names, on_report=self.indexed.emit)
@@ -325,8 +326,7 @@ class DocumentsPane(QDockWidget):
             self.last_prompt = prompt
             self.breakdown.setText(prompt.breakdown.text())
             self.promptReady.emit(prompt)
-            send(GenerationRequest(messages=prompt.messages, sampling=request.sampling,
-                                   max_tokens=request.max_tokens, stop=request.stop))
+            send(replace(request, messages=prompt.messages))  # the rest as the chat set it
 
         def failed(err: Exception) -> None:
             self._failed(err)

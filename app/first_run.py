@@ -1,11 +1,12 @@
 """The first minutes: start-up work with progress, and a welcome on the very first run.
 
-With no network and nothing configured, Hearth must open to a chat with the bundled model
-ready. The slow steps (assembling the 253 MB default model from its package chunks,
-loading it, scanning the library) run off the GUI thread; :class:`StartupProgress` shows
-each one in the status bar, with real percentages while the model is assembled (it watches
-the growing ``.part`` file, so ``core.models.bundled`` needs no progress callback). The
-:class:`WelcomeBanner` says once what is going on and where the model picker is.
+With no network and nothing configured, Hearth must open to a chat with the bundled chat
+model ready. The slow steps (unpacking the model from its package, loading it, scanning the
+library) run off the GUI thread; :class:`StartupProgress` shows each one in the status bar,
+with real percentages while the model is unpacked (it watches the growing ``.part`` file, so
+``core.models`` needs no progress callback). The :class:`WelcomeBanner` says once which
+model answers and why it is small, and where the model picker is; it leaves with the first
+message.
 """
 
 from __future__ import annotations
@@ -30,10 +31,11 @@ WELCOMED_MARKER = ".welcomed"
 POLL_MS = 100
 
 WELCOME_TEXT = (
-    "<b>Welcome to Hearth.</b> Everything runs on this computer: the small built-in model "
-    "(Gemma 3 270M) is ready to chat, no account or network needed. For bigger, smarter "
-    "models open the model picker: <b>File › Models…</b> (<b>Ctrl+M</b>) — it shows what "
-    "fits your memory before you download."
+    "<b>Welcome to Hearth.</b> Everything runs on this computer, no account or network "
+    "needed. Your first answers come from the built-in <b>SmolLM2 135M Instruct</b>: tiny "
+    "(98 MB) so that it runs on any machine, quick, and good for trying Hearth, but easily "
+    "wrong. For a smarter assistant open the model picker: <b>File › Models…</b> "
+    "(<b>Ctrl+M</b>) — it shows what fits your memory before you download."
 )
 
 
@@ -119,6 +121,7 @@ class StartupProgress(QObject):
         self._timer.setInterval(POLL_MS)
         self._timer.timeout.connect(self._poll)
         self._total = 0
+        self._label = "the built-in model"
 
     def _step(self, text: str, busy: bool = True) -> None:
         self.window.statusBar().showMessage(text)
@@ -126,8 +129,10 @@ class StartupProgress(QObject):
             self.bar.show()
         self.stepChanged.emit(text)
 
-    def preparing(self) -> None:
-        self._step("Preparing the built-in model…")
+    def preparing(self, label: str = "the built-in model", total: int | None = None) -> None:
+        """A model may be unpacked now: ``total`` bytes (None: the Gemma chunks' size)."""
+        self._label, self._total = label, total or 0
+        self._step(f"Preparing {label}…")
         self.bar.setRange(0, 0)
         self._timer.start()
 
@@ -145,7 +150,7 @@ class StartupProgress(QObject):
             return
         percent = min(100, size * 100 // self._total)
         if self.bar.maximum() == 0:
-            self._step("First run: unpacking the built-in model (253 MB)…")
+            self._step(f"First run: unpacking {self._label} ({self._total / 1e6:.0f} MB)…")
         self.bar.setRange(0, 100)
         self.bar.setValue(percent)
         if percent >= 100:

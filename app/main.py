@@ -16,13 +16,35 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import multiprocessing
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from app.display import no_display_reason
+from app.wording import plural
+
+if TYPE_CHECKING:
+    from core.engine.api import EngineBackend
 
 LIBRARY_SCAN_DELAY_MS = 1500
+log = logging.getLogger("hearth.app")
+
+
+def local_engine() -> EngineBackend:
+    """The engine the app runs by default: a worker process on this machine, niced below
+    the window (on a machine whose cores it fills, the GUI thread still gets a core the
+    moment it wakes; the cost: other busy programs slow the engine more than they would at
+    equal priority)."""
+    from core.engine.process.client import EngineClient
+    from core.engine.process.worker import WorkerOptions
+
+    return EngineClient(WorkerOptions(nice=5))
+
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="hearth", description="Run LLMs on your own machine.")
@@ -69,6 +91,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.install_desktop_entry or args.uninstall_desktop_entry:
         return _desktop_entry(args)
+    from core.log import configure
+
+    configure()
+    reason = no_display_reason()
+    if reason is not None:
+        log.error("no display: %s", reason)
+        print(f"hearth: {reason}; without a screen, chat in the terminal with 'hearth-cli "
+              "chat' or serve the API with 'hearth-cli serve'.", file=sys.stderr)
+        return 2
     from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
 
@@ -114,6 +145,7 @@ class Launched:
 
 def _run(app, args: argparse.Namespace, instance) -> int:
     launched = launch(app, args)
+    _report_uncaught(launched.window)
     if instance is not None:
         instance.activationRequested.connect(
             lambda request: _activate(launched.window, request))
@@ -126,10 +158,28 @@ def _run(app, args: argparse.Namespace, instance) -> int:
     return code
 
 
-def launch(app, args: argparse.Namespace) -> Launched:
+def _report_uncaught(window) -> None:
+    """An exception escaping a slot is a bug: log it with its traceback and tell the user
+    in the status bar rather than only on a console nobody sees."""
+    previous = sys.excepthook
+
+    def hook(kind, value, tb) -> None:
+        log.critical("uncaught exception", exc_info=(kind, value, tb))
+        try:
+            window.report_error(f"Something went wrong inside Hearth ({kind.__name__}: "
+                                f"{value}); details are in the log (Help › Open log folder).")
+        except Exception:  # the window may be gone: the log has it
+            previous(kind, value, tb)
+
+    sys.excepthook = hook
+
+
+def launch(app, args: argparse.Namespace,
+           engine: Callable[[], EngineBackend] = local_engine) -> Launched:
     """Build and show the window, then start the start-up work off the GUI thread.
 
-    Returns at once (the model loads in the background); tests call this and wait on
+    ``engine`` makes the backend the window drives (any ``EngineBackend``). Returns at once
+    (the model loads in the background); tests call this and wait on
     ``launched.window.modelLoaded`` instead of running ``app.exec()``."""
     from PySide6.QtCore import QEvent, QObject, QTimer
 
@@ -143,10 +193,10 @@ def launch(app, args: argparse.Namespace) -> Launched:
     if args.max_tokens:
         settings.max_tokens = args.max_tokens
     history = HistoryStore()
-    bridge = EngineBridge()
+    bridge = EngineBridge(engine())
     window = MainWindow(settings, history, bridge)
     progress = StartupProgress(window)
-    startup = Background("startup", window)
+    startup = Background("startup", window, report=window.report_error)
 
     class FirstPaint(QObject):
         def eventFilter(self, obj: QObject, event: QEvent) -> bool:
@@ -163,17 +213,29 @@ def launch(app, args: argparse.Namespace) -> Launched:
     window.show()
 
     def resolve_model() -> Path:
+        """The model to open with: asked for, else the last one, else the bundled chat
+        model (an instruct model that answers), else Gemma if that package is missing."""
         if args.model:
             return args.model
         last = Path(settings.last_model) if settings.last_model else None
         if last is not None and last.is_file():
             return last
+        from core.errors import ModelFileError
         from core.models.bundled import default_model_path
+        from core.models.chat_model import chat_model_path
 
-        return default_model_path()
+        try:
+            return chat_model_path()
+        except ModelFileError as err:  # said to the user once the fallback is chosen
+            fallback_notes.append(f"{err} Using the base model Gemma 3 270M meanwhile.")
+            return default_model_path()
+
+    fallback_notes: list[str] = []
 
     def resolved(path: Path) -> None:
         _milestone(args.timings, "model_ready")
+        for note in fallback_notes:
+            window.report_error(note)
         progress.loading(path.name)
         window.load_model(path)
 
@@ -196,7 +258,8 @@ def launch(app, args: argparse.Namespace) -> Launched:
             return
         scanned[0] = True
         startup.run(scan_library, lambda n: window.statusBar().showMessage(
-            f"Ready. {n} model(s) in your library: File › Models… (Ctrl+M) to switch.", 8000))
+            f"Ready. {plural(n, 'model')} in your library: File › Models… (Ctrl+M) to "
+            "switch.", 8000))
 
     def loaded(event: object) -> None:
         _milestone(args.timings, "model_loaded")
@@ -210,7 +273,7 @@ def launch(app, args: argparse.Namespace) -> Launched:
         progress.done("No model loaded.")
     else:
         window.model_label.setText("Preparing the model…")
-        progress.preparing()
+        progress.preparing(*_preparing(args, settings))
         startup.run(resolve_model, resolved, lambda err: bridge.loadFailed.emit(str(err)))
     if args.timings:
         first = [True]
@@ -222,6 +285,15 @@ def launch(app, args: argparse.Namespace) -> Launched:
 
         bridge.textReady.connect(token)
     return Launched(window, bridge, history, startup, progress, scan_timer)
+
+
+def _preparing(args: argparse.Namespace, settings) -> tuple[str, int | None]:
+    """What start-up may unpack (for the progress bar): the chat model on a first launch."""
+    from core.models.chat_model import CHAT_MODEL_LABEL, CHAT_MODEL_SIZE
+
+    if args.model or (settings.last_model and Path(settings.last_model).is_file()):
+        return "the model", None
+    return CHAT_MODEL_LABEL, CHAT_MODEL_SIZE
 
 
 def _activate(window, request: dict) -> None:

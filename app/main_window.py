@@ -1,52 +1,53 @@
-"""The main window: chat list, transcript, input, status bar and menus.
+"""The main window: chat list, transcript, message box, the latency panel dock, status bar.
 
-It wires intent to the core and renders what comes back; every blocking call goes through
-:class:`Background` (history, files) or :class:`EngineBridge` (the engine).
+It renders state and emits intent: the chat rules (what a request holds, regenerate, edit,
+what is saved when) are :class:`core.chat.session.ChatSession`'s; blocking calls go through
+:class:`Background` (history, files) or :class:`EngineBridge` (the engine). Every failure
+reaches the user (a status-bar line, or a dialog for a model that does not load) and the log.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
-from PySide6.QtGui import QCloseEvent, QKeySequence
-from PySide6.QtWidgets import (
-    QHBoxLayout,
-    QLabel,
-    QLineEdit,
-    QMainWindow,
-    QMessageBox,
-    QPlainTextEdit,
-    QPushButton,
-    QSplitter,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtCore import QByteArray, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QCloseEvent, QDesktopServices, QGuiApplication, QShowEvent
+from PySide6.QtWidgets import QMainWindow, QMessageBox, QToolButton
 
 from app.bridge import Background, EngineBridge
-from app.chat_list import ChatList
-from app.chat_view import ChatView, footer_text
+from app.chat_view import footer_text
 from app.documents_pane import DocumentsPane
+from app.layout import build_central, dock_width
 from app.menus import build_menus
+from app.metrics_panel import MetricsPanel
+from app.responsiveness import settle_heap
 from app.server_dialog import install_server_menu
 from app.tools_menu import chat_sampling, install_tools
 from core.chat.conversation import Conversation, Turn
 from core.chat.history import HistoryStore
+from core.chat.session import ChatSession
 from core.engine import DoneEvent, EngineConfig, ErrorEvent
 from core.engine.api import LoadedModelInfo
 from core.settings import Settings, save_settings
 
+log = logging.getLogger("hearth.app")
 SAVE_INTERVAL_MS = 500
+ERROR_SHOWN_MS = 20_000
 
 
 class MainWindow(QMainWindow):
-    """Signals: ``replyFinished(object)`` after each reply (tests and the panel use it)."""
+    """Signals: ``replyFinished(object)`` after each reply (tests and the panel use it);
+    ``modelLoaded(LoadedModelInfo)``; ``chatShown(int)`` once a saved chat is on screen;
+    ``errorShown(str)`` whenever an error is put in front of the user."""
 
     replyFinished = Signal(object)
     modelLoaded = Signal(object)
     panelReady = Signal(object)
+    chatShown = Signal(int)
+    errorShown = Signal(str)
 
     def __init__(self, settings: Settings, history: HistoryStore, bridge: EngineBridge) -> None:
         super().__init__()
@@ -55,101 +56,99 @@ class MainWindow(QMainWindow):
         # frame. 1 ms bounds how long a paint or a keypress waits for it.
         sys.setswitchinterval(0.001)
         self.settings, self.history, self.bridge = settings, history, bridge
-        self.io = Background("history", self)
-        self.conversation = Conversation()
+        self.io = Background("history", self, report=self.report_error)
+        self.session = ChatSession(history, self.io.persist, self.report_error)
         self.loaded: LoadedModelInfo | None = None
-        self._reply: Turn | None = None
-        self._dirty = False
         self.error_dialog: QMessageBox | None = None
+        self.welcome = None  # the first-run card (app.first_run), gone after a message
         self.setWindowTitle("Hearth")
-        self.resize(1100, 760)
+        self._first_size()
         self.setMinimumSize(800, 560)
-        self._build()
+        build_central(self)
+        self.panel = MetricsPanel(bridge, None, None, self)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.panel)
         build_menus(self)
         self.documents = DocumentsPane(self)  # View › Documents; sends with collections
         install_tools(self)  # Tools: Benchmark…, Cost…, a profile per chat
         install_server_menu(self)  # Server › Start local server (app/server_dialog.py)
+        panel_button = QToolButton()
+        panel_button.setObjectName("panel-toggle")
+        panel_button.setDefaultAction(self.panel.toggleViewAction())
+        panel_button.setAutoRaise(True)
+        self.statusBar().addPermanentWidget(panel_button)
         bridge.loaded.connect(self._on_loaded)
         bridge.loadFailed.connect(self._on_load_failed)
         bridge.textReady.connect(self._on_text)
         bridge.finished.connect(self._on_finished)
         bridge.busyChanged.connect(self._update_buttons)
+        self.replyFinished.connect(self.panel.finish)
         self._saver = QTimer(self)
         self._saver.setInterval(SAVE_INTERVAL_MS)
-        self._saver.timeout.connect(self._save_partial)
-        if settings.window_geometry:
-            self.restoreGeometry(QByteArray.fromBase64(settings.window_geometry.encode()))
+        self._saver.timeout.connect(self.session.tick)
+        self._restore_layout()
         self.refresh_chats()
+        if settings.last_chat_id:
+            self.open_chat(settings.last_chat_id)
         self._update_buttons()
-        self.panel = None
-        QTimer.singleShot(0, self._start_panel)
+        QTimer.singleShot(0, self._start_sampler)
+        settle_heap()  # a full collection of the start-up heap is a 20-40 ms GUI stall
+
+    @property
+    def conversation(self) -> Conversation:
+        return self.session.conversation
+
+    # -- errors ------------------------------------------------------------------------
+    def report_error(self, error: Exception | str) -> None:
+        """Put an error in front of the user (the status bar) and in the log."""
+        message = str(error) or type(error).__name__
+        log.error("shown to the user: %s", message)
+        self.statusBar().showMessage(f"⚠ {message}", ERROR_SHOWN_MS)
+        self.errorShown.emit(message)
+
+    def open_log_folder(self) -> None:
+        from core.log import log_dir
+
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(log_dir())))
 
     # -- layout ------------------------------------------------------------------------
-    def _build(self) -> None:
-        self.chat_list = ChatList()
-        self.chat_list.chatSelected.connect(self.open_chat)
-        self.chat_list.newRequested.connect(self.new_chat)
-        self.chat_list.renameRequested.connect(self.rename_chat)
-        self.chat_list.deleteRequested.connect(self.delete_chat)
-        self.chat_list.searchChanged.connect(lambda _text: self.refresh_chats())
-        self.view = ChatView()
-        self.system_prompt = QLineEdit()
-        self.system_prompt.setPlaceholderText("System prompt for this chat (optional)")
-        self.system_prompt.editingFinished.connect(self._system_prompt_edited)
-        self.input = QPlainTextEdit()
-        self.input.setObjectName("input")
-        self.input.setPlaceholderText("Message… (Ctrl+Enter to send)")
-        self.input.setFixedHeight(90)
-        self.send_button = QPushButton("Send")
-        self.send_button.clicked.connect(self.send)
-        self.stop_button = QPushButton("Stop")
-        self.stop_button.clicked.connect(self.stop)
-        self.regen_button = QPushButton("Regenerate")
-        self.regen_button.clicked.connect(self.regenerate)
-        self.edit_button = QPushButton("Edit last")
-        self.edit_button.clicked.connect(self.edit_last)
-        buttons = QHBoxLayout()
-        for b in (self.edit_button, self.regen_button):
-            buttons.addWidget(b)
-        buttons.addStretch(1)
-        buttons.addWidget(self.stop_button)
-        buttons.addWidget(self.send_button)
-        center = QWidget()
-        col = QVBoxLayout(center)
-        col.addWidget(self.system_prompt)
-        col.addWidget(self.view, 1)
-        col.addWidget(self.input)
-        col.addLayout(buttons)
-        splitter = QSplitter(Qt.Orientation.Horizontal)
-        splitter.addWidget(self.chat_list)
-        splitter.addWidget(center)
-        splitter.setStretchFactor(1, 1)
-        splitter.setSizes([240, 860])
-        self.setCentralWidget(splitter)
-        self.model_label = QLabel("No model")
-        self.place_label = QLabel("")
-        self.speed_label = QLabel("")
-        for w in (self.model_label, self.place_label, self.speed_label):
-            self.statusBar().addPermanentWidget(w)
+    def _first_size(self) -> None:
+        """1280×800, or nine tenths of a smaller screen."""
+        screen = QGuiApplication.primaryScreen()
+        area = screen.availableGeometry() if screen is not None else None
+        width, height = 1280, 800
+        if area is not None and area.width() > 0:
+            width = min(width, int(area.width() * 0.9))
+            height = min(height, int(area.height() * 0.9))
+        self.resize(max(width, 800), max(height, 560))
 
-    # -- latency and power panel -------------------------------------------------------
-    def _start_panel(self) -> None:
-        """Probe power sources off the GUI thread (NVML start-up can take a while), then dock
-        the panel; the window is already on screen meanwhile."""
-        from core.telemetry import TelemetrySampler
+    def _restore_layout(self) -> None:
+        """The window as the user left it; on first launch the panel takes about a third."""
+        s = self.settings
+        if s.window_geometry:
+            self.restoreGeometry(QByteArray.fromBase64(s.window_geometry.encode()))
+        if not (s.window_state and self.restoreState(QByteArray.fromBase64(
+                s.window_state.encode()))):
+            self.resizeDocks([self.panel], [dock_width(self.width())],
+                             Qt.Orientation.Horizontal)
 
-        self.io.run(lambda: TelemetrySampler(hz=8).start(), self._dock_panel)
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        QTimer.singleShot(0, self._focus_input)  # type at once: the first word is not lost
 
-    def _dock_panel(self, sampler) -> None:
-        from app.metrics_panel import MetricsPanel
-        from core.telemetry import CostSettings
+    def _focus_input(self) -> None:
+        self.activateWindow()
+        self.input.setFocus(Qt.FocusReason.OtherFocusReason)
 
-        prices = CostSettings(usd_per_kwh=self.settings.electricity_price_kwh)
-        self.panel = MetricsPanel(self.bridge, sampler, prices, self)
-        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.panel)
-        self.replyFinished.connect(self.panel.finish)
-        self.view_menu.addAction(self.panel.toggleViewAction())
-        self.panel.toggleViewAction().setShortcut(QKeySequence("Ctrl+L"))
+    def _start_sampler(self) -> None:
+        """Probe power sources off the GUI thread (NVML start-up can take a while); the
+        panel is in place meanwhile and shows the readings once they come."""
+        from core.telemetry import CostSettings, TelemetrySampler
+
+        self.panel.prices = CostSettings(usd_per_kwh=self.settings.electricity_price_kwh)
+        self.io.run(lambda: TelemetrySampler(hz=8).start(), self._attach_sampler)
+
+    def _attach_sampler(self, sampler) -> None:
+        self.panel.attach_sampler(sampler)
         self.panelReady.emit(self.panel)
 
     # -- model -------------------------------------------------------------------------
@@ -164,6 +163,7 @@ class MainWindow(QMainWindow):
 
     def _on_loaded(self, loaded: LoadedModelInfo) -> None:
         self.loaded = loaded
+        self.session.model_name = loaded.model_name
         self.model_label.setText(loaded.model_name)
         self.place_label.setText(loaded.placement)
         self.place_label.setToolTip(loaded.message)
@@ -175,6 +175,7 @@ class MainWindow(QMainWindow):
 
     def _on_load_failed(self, message: str) -> None:
         """Tell the user (window-modal, non-blocking: the app stays usable behind it)."""
+        log.error("model did not load: %s", message)
         self.model_label.setText(self.loaded.model_name if self.loaded else "No model")
         self._update_buttons()
         box = QMessageBox(QMessageBox.Icon.Warning, "Could not load the model", message,
@@ -182,6 +183,7 @@ class MainWindow(QMainWindow):
         box.setObjectName("load-error")
         box.open()
         self.error_dialog = box
+        self.errorShown.emit(message)
 
     def open_model_picker(self) -> None:
         from app.model_picker import ModelPicker
@@ -198,6 +200,7 @@ class MainWindow(QMainWindow):
         if dialog.exec():
             old = self.settings
             self.settings = dialog.result_settings()
+            self.input.set_send_with(self.settings.send_with)
             self.io.run(lambda s=self.settings: save_settings(s))
             if self.loaded and (replace(old, extra={}) != replace(self.settings, extra={})):
                 engine_keys = ("n_ctx", "threads", "gpu_layers")
@@ -206,46 +209,42 @@ class MainWindow(QMainWindow):
 
     # -- chats -------------------------------------------------------------------------
     def refresh_chats(self) -> None:
-        query = self.chat_list.search_text()
-        self.io.run(lambda: self.history.list_chats(query), self.chat_list.set_chats)
+        self.session.list_chats(self.chat_list.search_text(), self._show_chats)
+
+    def _show_chats(self, chats: list) -> None:
+        self.chat_list.set_chats(chats)
+        self.chat_list.select(self.conversation.chat_id)
 
     def new_chat(self) -> None:
         if self.bridge.busy:
             return
-        self.conversation = Conversation()
+        self.session.new_chat()
         self.documents.set_chat(None)
         self.view.clear()
         self.system_prompt.clear()
-        self.input.setFocus()
+        self.settings.last_chat_id = 0
+        self.chat_list.select(None)
+        self._focus_input()
         self._update_buttons()
 
     def open_chat(self, chat_id: int) -> None:
         if self.bridge.busy or chat_id == self.conversation.chat_id:
             return
+        self.session.open(chat_id, self._show_chat)
 
-        def fetch() -> tuple[object, list]:
-            return self.history.get_chat(chat_id), self.history.messages(chat_id)
-
-        self.io.run(fetch, lambda result: self._show_chat(*result))
-
-    def _show_chat(self, chat, messages) -> None:
-        if chat is None:
-            return
-        conv = Conversation(chat.id, chat.title, chat.system_prompt)
+    def _show_chat(self, conv: Conversation) -> None:
         self.view.clear()
-        for m in messages:
-            role = "error" if m.error and not m.content else m.role
-            conv.turns.append(Turn(role, m.content or (m.error or ""), m.id, m.metrics,
-                                   m.finish_reason, m.complete))
-            widget = self.view.add(role, m.content or (m.error or ""))
-            widget.set_footer(footer_text(m.metrics, m.finish_reason))
-            if m.error and m.content:
-                conv.turns.append(Turn("error", m.error))
-                self.view.add("error", m.error)
-        self.conversation = conv
-        self.documents.set_chat(chat.id)
-        self.system_prompt.setText(chat.system_prompt)
+        for turn in conv.turns:
+            widget = self.view.add(turn.role, turn.content)
+            widget.finish()
+            widget.set_footer(footer_text(turn.metrics, turn.finish_reason))
+        self.system_prompt.setText(conv.system_prompt)
+        self.settings.last_chat_id = conv.chat_id or 0
+        self.chat_list.select(conv.chat_id)
+        self.documents.set_chat(conv.chat_id)
         self._update_buttons()
+        self._focus_input()
+        self.chatShown.emit(conv.chat_id or 0)
 
     def rename_chat(self, chat_id: int | None) -> None:
         from PySide6.QtWidgets import QInputDialog
@@ -254,99 +253,70 @@ class MainWindow(QMainWindow):
             return
         title, ok = QInputDialog.getText(self, "Rename chat", "Title:")
         if ok and title.strip():
-            if chat_id == self.conversation.chat_id:
-                self.conversation.title = title.strip()
-            self.io.run(lambda: self.history.update_chat(chat_id, title=title.strip()),
-                        lambda _: self.refresh_chats())
+            self.session.rename(chat_id, title.strip(), lambda _: self.refresh_chats())
 
     def delete_chat(self, chat_id: int | None) -> None:
         if chat_id is None or self.bridge.busy:
             return
-        self.io.run(lambda: self.history.delete_chat(chat_id), lambda _: self.refresh_chats())
-        if chat_id == self.conversation.chat_id:
+        current = chat_id == self.conversation.chat_id
+        self.session.delete_chat(chat_id, lambda _: self.refresh_chats())
+        if current:
             self.new_chat()
 
     def _system_prompt_edited(self) -> None:
-        text = self.system_prompt.text()
-        self.conversation.system_prompt = text
-        chat_id = self.conversation.chat_id
-        if chat_id is not None:
-            self.io.run(lambda: self.history.update_chat(chat_id, system_prompt=text))
+        self.session.set_system_prompt(self.system_prompt.text())
 
     # -- sending -----------------------------------------------------------------------
     def send(self) -> None:
         text = self.input.toPlainText().strip()
-        if not text or self.bridge.busy or self.loaded is None:
+        if not text or self.bridge.busy:
+            return
+        if self.loaded is None:
+            self.statusBar().showMessage("The model is still loading; your message is kept.",
+                                         5000)
             return
         self.input.clear()
-        conv = self.conversation
-        conv.system_prompt = self.system_prompt.text()
-        user = conv.add_user(text)
+        if self.welcome is not None:
+            self.welcome.dismiss()
+            self.welcome = None
+        sampling = chat_sampling(self.settings, self.session.chat_id)
+        request = self.session.send(text, sampling, self.settings.max_tokens,
+                                    self.system_prompt.text(), on_saved=self.refresh_chats)
         self.view.add("user", text)
-        if conv.chat_id is None:
-            conv.title = conv.suggested_title()
-            chat = self.history.create_chat  # bound now, called on the history thread
+        self._start_reply(request)
 
-            def create() -> None:
-                conv.chat_id = chat(conv.title, conv.system_prompt, self.loaded.model_name).id
-
-            self.io.run(create, lambda _: self.refresh_chats())
-        self.io.run(lambda: setattr(user, "message_id", self.history.add_message(
-            conv.chat_id, "user", text)))
-        self._start_reply()
-
-    def _start_reply(self) -> None:
-        conv = self.conversation
-        request = conv.request(chat_sampling(self.settings, conv.chat_id),
-                               self.settings.max_tokens)
-        reply = conv.start_reply()
-        self._reply = reply
+    def _start_reply(self, request) -> None:
         self.view.add("assistant", "")
-        self.io.run(lambda: setattr(reply, "message_id", self.history.add_message(
-            conv.chat_id, "assistant", "", complete=False)))
         self._saver.start()
         self.documents.generate(request, self.bridge.generate)
 
     def _on_text(self, text: str) -> None:
-        if self._reply is None or self.view.last is None:
+        if not self.session.streaming or self.view.last is None:
             return
-        self._reply.content += text
+        self.session.on_text(text)
         self.view.last.append(text)
-        self._dirty = True
-
-    def _save_partial(self) -> None:
-        reply = self._reply
-        if reply is None or not self._dirty:
-            return
-        self._dirty = False
-        content = reply.content
-        self.io.run(lambda: self.history.update_message(reply.message_id, content,
-                                                        complete=False))
 
     def _on_finished(self, final: DoneEvent | ErrorEvent) -> None:
         self._saver.stop()
-        reply, self._reply = self._reply, None
+        reply = self.session.reply
+        error_turn = self.session.finish(final)
         if reply is None:
             return
+        last = self.view.last
+        if last is not None:
+            if last.raw != reply.content:  # the stream has usually shown it all
+                last.set_text(reply.content)
+            last.finish()
+            if isinstance(final, DoneEvent):
+                last.set_footer(footer_text(reply.metrics, final.finish_reason))
         if isinstance(final, DoneEvent):
-            reply.content, reply.complete = final.text, True
-            reply.metrics, reply.finish_reason = final.metrics.to_dict(), final.finish_reason
-            if self.view.last is not None:
-                if self.view.last.raw != final.text:  # the stream has usually shown it all
-                    self.view.last.set_text(final.text)
-                self.view.last.set_footer(footer_text(reply.metrics, final.finish_reason))
             self.speed_label.setText(f"{final.metrics.decode_tok_s:.1f} tok/s")
-            error = None
-        else:
-            reply.content, reply.complete = final.partial_text, True
-            error = final.message
-            self.view.add("error", final.message)
-            self.conversation.turns.append(Turn("error", final.message))
-        content, metrics, finish = reply.content, reply.metrics, reply.finish_reason
-        self.io.run(lambda: self.history.update_message(
-            reply.message_id, content, complete=True, finish_reason=finish, error=error,
-            metrics=metrics))
+        if error_turn is not None:
+            self.view.add("error", error_turn.content)
+            self.errorShown.emit(error_turn.content)
+        self.settings.last_chat_id = self.conversation.chat_id or self.settings.last_chat_id
         self._update_buttons()
+        self._focus_input()
         self.replyFinished.emit(final)
 
     def stop(self) -> None:
@@ -356,29 +326,26 @@ class MainWindow(QMainWindow):
     def regenerate(self) -> None:
         if self.bridge.busy or self.loaded is None:
             return
-        removed = self.conversation.truncate_for_regenerate()
-        if not removed:
+        sampling = chat_sampling(self.settings, self.session.chat_id)
+        result = self.session.regenerate(sampling, self.settings.max_tokens)
+        if result is None:
             return
+        request, removed = result
         self._forget(removed)
-        self._start_reply()
+        self._start_reply(request)
 
     def edit_last(self) -> None:
         if self.bridge.busy:
             return
-        text, removed = self.conversation.truncate_for_edit()
+        text, removed = self.session.edit_last()
         if removed:
             self._forget(removed)
             self.input.setPlainText(text)
-            self.input.setFocus()
+            self._focus_input()
 
     def _forget(self, removed: list[Turn]) -> None:
-        """Drop removed turns from the view and their rows from the history."""
         for _ in removed:
             self.view.remove_last()
-        chat_id = self.conversation.chat_id
-        first = next((t for t in removed if t.message_id is not None), None)
-        if chat_id is not None and first is not None:
-            self.io.run(lambda: self.history.delete_messages_from(chat_id, first.message_id))
         self._update_buttons()
 
     def _update_buttons(self, *_: object) -> None:
@@ -386,17 +353,22 @@ class MainWindow(QMainWindow):
         ready = self.loaded is not None and not busy
         has_user = self.conversation.last_user_index() is not None
         self.send_button.setEnabled(ready)
-        self.stop_button.setEnabled(busy and self._reply is not None)
+        self.stop_button.setEnabled(busy and self.session.streaming)
         self.regen_button.setEnabled(ready and has_user)
         self.edit_button.setEnabled(not busy and has_user)
 
     # -- lifetime ----------------------------------------------------------------------
     def closeEvent(self, event: QCloseEvent) -> None:
-        if self.panel is not None:
-            self.panel.close_sampler()
+        if self.session.streaming:  # keep what was said before the window goes
+            self._saver.stop()
+            self.bridge.cancel()
+            self.session.close()
+        self.panel.close_sampler()
         self.settings.window_geometry = bytes(self.saveGeometry().toBase64()).decode()
+        self.settings.window_state = bytes(self.saveState().toBase64()).decode()
         settings = self.settings
         self.io.run(lambda: save_settings(settings))
         self.io.shutdown()
         self.documents.shutdown()
         super().closeEvent(event)
+

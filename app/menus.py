@@ -8,7 +8,7 @@ from PySide6.QtGui import QAction, QKeySequence
 
 
 def build_menus(window: Any) -> None:
-    """Add File, Chat, View and Settings menus to the main window (View is filled later).
+    """Add File, Chat, View, Settings and Help menus to the main window.
     ``window`` is the MainWindow (typed loosely: the window imports this module)."""
     def action(menu: Any, text: str, slot: Any,
                shortcut: QKeySequence | str | None = None) -> QAction:
@@ -32,6 +32,11 @@ def build_menus(window: Any) -> None:
     action(chat_menu, "Re&name…", lambda: window.rename_chat(window.conversation.chat_id), "F2")
     action(chat_menu, "&Delete", lambda: window.delete_chat(window.conversation.chat_id))
     window.view_menu = window.menuBar().addMenu("&View")
+    toggle = window.panel.toggleViewAction()
+    toggle.setShortcut(QKeySequence("Ctrl+L"))
+    window.view_menu.addAction(toggle)
     settings_menu = window.menuBar().addMenu("&Settings")
     action(settings_menu, "&Preferences…", window.open_settings, "Ctrl+,")
+    help_menu = window.menuBar().addMenu("&Help")
+    action(help_menu, "Open &log folder", window.open_log_folder)
 

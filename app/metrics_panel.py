@@ -1,136 +1,157 @@
 """The live latency and power panel: what every token costs, measured honestly.
 
-A dock that polls the core's telemetry at 10 Hz (never faster): tok/s and per-token latency
-over the current reply, power over the last minutes, the seed's time breakdown of the last
-reply, energy and cost of the last reply and of the session, and CPU/GPU gauges. Every
-power figure carries its label ("measured" or "estimated" with the formula).
+A dock that polls the core's telemetry at 10 Hz at most: tok/s and per-token latency over
+the current reply, power over the last minutes, the seed's time breakdown of the last reply,
+energy and cost of the last reply and of the session, and CPU/GPU gauges. Every power figure
+carries its label ("measured" or "estimated" with the formula).
+
+Its cost on the GUI thread is taken from the engine on a small machine, so it is bounded:
+the curves are computed incrementally and drawn with at most ``MAX_POINTS`` points, one plot
+per tick, and a tick that cost more than its share of the time stretches the next interval.
 """
 
 from __future__ import annotations
 
-import itertools
 import time
 from pathlib import Path
 
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, Qt, QTimer
-from PySide6.QtGui import QColor, QPainter
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
     QGridLayout,
     QLabel,
     QPushButton,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
 
+from app.breakdown_bar import BreakdownBar
 from core.telemetry import CostSettings, RequestAccounting, SessionLedger, TelemetrySampler
 from core.telemetry import account as account_request
 
 UPDATE_MS = 100  # 10 Hz at most: the panel must never steal the event loop
+PANEL_BUDGET = 0.02  # share of the GUI thread's time the panel may take
 POWER_WINDOW_S = 180
-PHASE_COLORS = {"tokenize": "#8e44ad", "prefill": "#e67e22", "decode": "#2980b9",
-                "detokenize": "#27ae60", "other": "#95a5a6"}
+MAX_POINTS = 240  # per curve: drawing cost must not grow with the reply
+SPEED_WINDOW = 8  # tokens in the rolling tok/s
 
 
-class BreakdownBar(QWidget):
-    """A horizontal bar split into the phases of the last reply."""
+def bounded(values: list[float], n: int = MAX_POINTS) -> tuple[list[float], list[float]]:
+    """``values`` as at most ``n`` (x, y) points: bucket means, x at each bucket's middle."""
+    if len(values) <= n:
+        return [float(i) for i in range(len(values))], values
+    step = len(values) / n
+    xs, ys = [], []
+    for b in range(n):
+        lo, hi = int(b * step), int((b + 1) * step)
+        chunk = values[lo:hi] or values[lo:lo + 1]
+        xs.append((lo + hi - 1) / 2)
+        ys.append(sum(chunk) / len(chunk))
+    return xs, ys
 
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.phases: list[tuple[str, float, float]] = []  # name, ms, pct
-        self.setMinimumHeight(22)
 
-    def set_phases(self, phases: list[tuple[str, float, float]]) -> None:
-        self.phases = phases
-        self.setToolTip("\n".join(f"{n}: {ms:.1f} ms ({pct:.1f}%)" for n, ms, pct in phases))
-        self.update()
-
-    def paintEvent(self, _event: object) -> None:
-        painter = QPainter(self)
-        x, width = 0.0, float(self.width())
-        for name, _ms, pct in self.phases:
-            w = width * pct / 100
-            painter.fillRect(QRectF(x, 0, w, self.height()), QColor(PHASE_COLORS.get(name,
-                                                                                    "#777")))
-            x += w
-        painter.end()
+def _value_label(key: str) -> QLabel:
+    value = QLabel("—")
+    value.setObjectName(f"panel-{key}")
+    value.setWordWrap(True)  # long figures wrap: the dock never forces its width
+    value.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+    value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    return value
 
 
 class MetricsPanel(QDockWidget):
-    """The dock. Feed it with :meth:`attach_pid` (worker restarts) and :meth:`finish`
-    (each DoneEvent); it reads the bridge's token stamps and the sampler by itself."""
+    """The dock. :meth:`attach_sampler` once the power sources are probed (off the GUI
+    thread); :meth:`finish` with each DoneEvent. It reads the bridge's token stamps and
+    follows the worker's pid by itself."""
 
-    def __init__(self, bridge, sampler: TelemetrySampler,
+    def __init__(self, bridge, sampler: TelemetrySampler | None = None,
                  prices: CostSettings | None = None, parent: QWidget | None = None) -> None:
         super().__init__("Latency and power", parent)
         self.setObjectName("metrics-panel")
-        self.bridge, self.sampler = bridge, sampler
+        self.bridge, self.sampler = bridge, None
         self.prices = prices or CostSettings()
         self.ledger = SessionLedger()
         self.last: RequestAccounting | None = None
         self.updates = 0
         self.refresh_cpu_ms: list[float] = []
-        self._drawn_tokens = 0
+        self._stamps: list[int] = []
+        self._gaps: list[float] = []
+        self._speeds: list[float] = []
+        self._drawn = [-1, -1]  # tokens drawn on the speed and latency curves
         body = QWidget()
         col = QVBoxLayout(body)
         pg.setConfigOptions(antialias=False, background="w", foreground="k")
-        self.speed_plot = pg.PlotWidget(title="This reply: tokens per second")
-        self.speed_plot.setMinimumHeight(100)
-        self.speed_curve = self.speed_plot.plot(pen=pg.mkPen("#2980b9", width=2))
-        col.addWidget(self.speed_plot)
-        self.latency_plot = pg.PlotWidget(title="This reply: latency per token (ms)")
-        self.latency_plot.setMinimumHeight(100)
-        self.latency_curve = self.latency_plot.plot(pen=pg.mkPen("#e67e22", width=1))
-        self.latency_plot.setLabel("bottom", "token")
-        col.addWidget(self.latency_plot)
-        self.power_plot = pg.PlotWidget(title="Power (W), last 3 minutes")
-        self.power_plot.setMinimumHeight(110)
-        self.power_curve = self.power_plot.plot(pen=pg.mkPen("#c0392b", width=2))
-        self.power_plot.setLabel("bottom", "seconds ago")
-        col.addWidget(self.power_plot)
-        col.addWidget(QLabel("Last reply: tokenize · prefill · decode · detokenize · other"))
+        self.speed_plot, self.speed_curve = self._plot(col, "This reply: tokens per second",
+                                                       "#2980b9", 2)
+        self.latency_plot, self.latency_curve = self._plot(
+            col, "This reply: latency per token (ms)", "#e67e22", 1, bottom="token")
+        self.power_plot, self.power_curve = self._plot(col, "Power (W), last 3 minutes",
+                                                       "#c0392b", 2, bottom="seconds ago")
+        heading = QLabel("Last reply: where the time went")
+        col.addWidget(heading)
         self.bar = BreakdownBar()
         col.addWidget(self.bar)
         grid = QGridLayout()
+        grid.setColumnStretch(1, 1)
         self.labels: dict[str, QLabel] = {}
         names = {"power": "Power", "cpu": "CPU", "gpu": "GPU", "ttft": "Time to first token",
                  "speed": "Speed", "energy": "Energy (last reply)", "cost": "Cost (last reply)",
                  "session": "This session", "speculation": "Speculation"}
         for i, (key, title) in enumerate(names.items()):
             name = QLabel(title)
-            value = QLabel("—")
-            value.setObjectName(f"panel-{key}")
-            value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            name.setAlignment(Qt.AlignmentFlag.AlignTop)
             grid.addWidget(name, i, 0)
-            grid.addWidget(value, i, 1)
-            self.labels[key] = value
+            self.labels[key] = _value_label(key)
+            grid.addWidget(self.labels[key], i, 1)
         col.addLayout(grid)
-        self.formula = QLabel(self.sampler.power.formula)
+        self.formula = QLabel("Measuring power sources…")
         self.formula.setWordWrap(True)
         self.formula.setObjectName("panel-formula")
+        self.formula.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.formula.setStyleSheet("color: palette(mid);")
         col.addWidget(self.formula)
         export = QPushButton("Export session as CSV…")
         export.clicked.connect(self.export_csv)
         col.addWidget(export)
         col.addStretch(1)
+        body.setMinimumWidth(240)
         self.setWidget(body)
         self._timer = QTimer(self)
-        self._timer.setInterval(UPDATE_MS)
+        self._timer.setSingleShot(True)
         self._timer.timeout.connect(self.refresh)
-        self._timer.start()
+        if sampler is not None:
+            self.attach_sampler(sampler)
+
+    def _plot(self, col: QVBoxLayout, title: str, color: str, width: int,
+              bottom: str | None = None) -> tuple[pg.PlotWidget, pg.PlotDataItem]:
+        plot = pg.PlotWidget(title=title)
+        plot.setMinimumHeight(100)
+        plot.setMinimumWidth(120)
+        plot.setMenuEnabled(False)
+        if bottom:
+            plot.setLabel("bottom", bottom)
+        col.addWidget(plot)
+        return plot, plot.plot(pen=pg.mkPen(color, width=width))
 
     # -- inputs --------------------------------------------------------------------------
+    def attach_sampler(self, sampler: TelemetrySampler) -> None:
+        """Start showing ``sampler``'s readings (it was probed off the GUI thread)."""
+        self.sampler = sampler
+        self.formula.setText(sampler.power.formula)
+        self._timer.start(UPDATE_MS)
+
     def attach_pid(self, pid: int | None) -> None:
-        self.sampler.set_pid(pid)
+        if self.sampler is not None:
+            self.sampler.set_pid(pid)
 
     def finish(self, done: object) -> RequestAccounting | None:
         """Account a finished request (a DoneEvent); errors are not accounted."""
         from core.engine import DoneEvent
 
-        if not isinstance(done, DoneEvent):
+        if not isinstance(done, DoneEvent) or self.sampler is None:
             return None
         acc = account_request(self.sampler, done, prices=self.prices)
         self.ledger.add(acc)
@@ -140,58 +161,79 @@ class MetricsPanel(QDockWidget):
 
     # -- drawing -------------------------------------------------------------------------
     def refresh(self) -> None:
-        """One update (10 Hz): current reply's speed, power history, gauges. Its CPU time
-        on the GUI thread is recorded in ``refresh_cpu_ms`` (the panel's whole cost)."""
+        """One update: current reply's speed, power history, gauges. Its CPU time on the
+        GUI thread is recorded in ``refresh_cpu_ms`` (the panel's whole cost); the next
+        one comes after UPDATE_MS, or later if this one cost more than PANEL_BUDGET."""
         t0 = time.thread_time()
         try:
             self._refresh()
         finally:
-            self.refresh_cpu_ms.append((time.thread_time() - t0) * 1000)
+            cost = (time.thread_time() - t0) * 1000
+            self.refresh_cpu_ms.append(cost)
+            if self.sampler is not None:
+                self._timer.start(max(UPDATE_MS, int(cost / PANEL_BUDGET)))
+
+    def _take_stamps(self) -> None:
+        """Extend the gap and speed series with the pieces that arrived since last time."""
+        stamps = self.bridge.reply_stamps()
+        if len(stamps) < len(self._stamps) or stamps[:1] != self._stamps[:1]:
+            self._stamps, self._gaps, self._speeds = [], [], []  # a new reply
+            self._drawn = [-1, -1]
+        new = stamps[len(self._stamps):]
+        for t in new:
+            if self._stamps:
+                self._gaps.append((t - self._stamps[-1]) / 1e6)
+                recent = self._gaps[-SPEED_WINDOW:]
+                self._speeds.append(len(recent) / (sum(recent) / 1000 or 1e-9))
+            self._stamps.append(t)
 
     def _refresh(self) -> None:
+        assert self.sampler is not None
         self.updates += 1
-        pid = self.bridge.client.worker_pid
+        pid = self.bridge.worker_pid
         if pid is not None and pid != self.sampler.pid:
             self.sampler.set_pid(pid)  # the worker was restarted
+        self._take_stamps()
         # Redrawing a plot (axes, ticks, curve) is the panel's one real cost on the GUI
-        # thread (~10-20 ms for all three at once on a 2-core machine): one plot per tick,
-        # each refreshed at 10/3 Hz, keeps every tick well inside a frame.
+        # thread: one plot per tick, each redrawn only when it has something new.
         plot = self.updates % 3
-        stamps = self.bridge.reply_stamps()
-        if len(stamps) >= 2:
-            gaps = [(b - a) / 1e6 for a, b in itertools.pairwise(stamps)]
-            window = 8
-            recent = gaps[-window:]
-            self.labels["speed"].setText(f"{len(recent) / (sum(recent) / 1000):.1f} tok/s "
-                                         f"(last {window} tokens)")
-            if plot == 0 and len(stamps) != self._drawn_tokens:
-                speed = [min(window, i + 1) / (sum(gaps[max(0, i - window + 1):i + 1]) / 1000)
-                         for i in range(len(gaps))]
-                self.speed_curve.setData(speed)
-            elif plot == 1 and len(stamps) != self._drawn_tokens:
-                self.latency_curve.setData(gaps)
-                self._drawn_tokens = len(stamps)
+        n = len(self._gaps)
+        if self._speeds:
+            self.labels["speed"].setText(f"{self._speeds[-1]:.1f} tok/s "
+                                         f"(last {SPEED_WINDOW} tokens)")
+        if plot == 0 and n != self._drawn[0]:
+            self.speed_curve.setData(*bounded(self._speeds))
+            self._drawn[0] = n
+        elif plot == 1 and n != self._drawn[1]:
+            self.latency_curve.setData(*bounded(self._gaps))
+            self._drawn[1] = n
         now = time.perf_counter_ns()
         samples = self.sampler.samples(now - POWER_WINDOW_S * 1_000_000_000)
-        powered = [(s.t_ns, s.power_w) for s in samples if s.power_w is not None]
-        if powered and plot == 2:
-            self.power_curve.setData([(t - now) / 1e9 for t, _ in powered],
-                                     [p for _, p in powered])
+        if plot == 2:
+            powered = [((s.t_ns - now) / 1e9, s.power_w) for s in samples
+                       if s.power_w is not None]
+            if powered:
+                step = max(1, len(powered) // MAX_POINTS)
+                self.power_curve.setData([t for t, _ in powered[::step]],
+                                         [p for _, p in powered[::step]])
         latest = samples[-1] if samples else None
         if latest is not None:
-            if latest.power_w is not None:
-                self.labels["power"].setText(f"{latest.power_w:.1f} W ({latest.label})")
-            cpu = f"{latest.cpu_percent:.0f}%" if latest.cpu_percent is not None else "—"
-            rss = f"{latest.rss_bytes / 2**20:.0f} MiB" if latest.rss_bytes else "—"
-            self.labels["cpu"].setText(f"engine CPU {cpu}, memory {rss}")
-            if latest.gpu_util_pct is not None:
-                vram = (f"{latest.vram_used_bytes / 2**30:.1f}/"
-                        f"{latest.vram_total_bytes / 2**30:.1f} GiB"
-                        if latest.vram_used_bytes and latest.vram_total_bytes else "")
-                temp = f", {latest.gpu_temp_c:.0f} °C" if latest.gpu_temp_c is not None else ""
-                self.labels["gpu"].setText(f"{latest.gpu_util_pct:.0f}% {vram}{temp}")
-            else:
-                self.labels["gpu"].setText("no NVIDIA GPU in use")
+            self._gauges(latest)
+
+    def _gauges(self, latest) -> None:
+        if latest.power_w is not None:
+            self.labels["power"].setText(f"{latest.power_w:.1f} W ({latest.label})")
+        cpu = f"{latest.cpu_percent:.0f}%" if latest.cpu_percent is not None else "—"
+        rss = f"{latest.rss_bytes / 2**20:.0f} MiB" if latest.rss_bytes else "—"
+        self.labels["cpu"].setText(f"engine CPU {cpu}, memory {rss}")
+        if latest.gpu_util_pct is not None:
+            vram = (f"{latest.vram_used_bytes / 2**30:.1f}/"
+                    f"{latest.vram_total_bytes / 2**30:.1f} GiB"
+                    if latest.vram_used_bytes and latest.vram_total_bytes else "")
+            temp = f", {latest.gpu_temp_c:.0f} °C" if latest.gpu_temp_c is not None else ""
+            self.labels["gpu"].setText(f"{latest.gpu_util_pct:.0f}% {vram}{temp}")
+        else:
+            self.labels["gpu"].setText("no NVIDIA GPU in use")
 
     def _show_last(self, acc: RequestAccounting, speculative: dict | None) -> None:
         self.bar.set_phases([(p.name, p.ms, p.pct) for p in acc.phases])
@@ -207,8 +249,9 @@ class MetricsPanel(QDockWidget):
                 f"${acc.cost_usd:.6f} (${per_1k:.5f}/1k tokens; cloud reference "
                 f"${self.prices.cloud_usd_per_1k_tokens:.3f}/1k)")
         totals = self.ledger.totals()
+        replies = "reply" if totals.requests == 1 else "replies"
         self.labels["session"].setText(
-            f"{totals.requests} replies, {totals.generated_tokens} tokens, "
+            f"{totals.requests} {replies}, {totals.generated_tokens} tokens, "
             f"{totals.joules:.1f} J, ${totals.cost_usd:.6f} ({totals.label})")
         if speculative:
             rate = speculative.get("acceptance_rate", 0.0)
@@ -223,4 +266,5 @@ class MetricsPanel(QDockWidget):
 
     def close_sampler(self) -> None:
         self._timer.stop()
-        self.sampler.close()
+        if self.sampler is not None:
+            self.sampler.close()

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.bridge import Background
+from app.wording import plural
 from core.models.hub.download import Downloader
 from core.models.hub.events import DownloadControl, DownloadEvent
 from core.planning.fit import FitResult, fit_hub_models, fit_local, label
@@ -84,8 +85,8 @@ class ModelPicker(QDialog):
         self.setWindowTitle("Models")
         self.resize(980, 620)
         self.settings = settings
-        self.jobs = Background("picker", self)
-        self.downloads = Background("download", self)
+        self.jobs = Background("picker", self, report=self._show_error)
+        self.downloads = Background("download", self, report=self._show_error)
         self.downloader = downloader or Downloader()
         self._hardware = hardware
         self._library = library
@@ -232,7 +233,7 @@ class ModelPicker(QDialog):
             _set_row(self.local_table, i, [entry.name, entry.quant or "?", _size(entry.size),
                                            entry.architecture or "?", entry.source, verdict,
                                            measured], entry.id)
-        self.status.setText(f"{len(rows)} models on this computer")
+        self.status.setText(f"{plural(len(rows), 'model')} on this computer")
         self.libraryLoaded.emit()
 
     def _selected_entry(self):

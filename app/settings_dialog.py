@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.message_input import SEND_KEYS
 from core.engine.sampling import PRESETS
 from core.errors import ConfigError
 from core.settings import Settings
@@ -96,6 +97,11 @@ class SettingsDialog(QDialog):
         self.offline = QCheckBox("Never use the network")
         self.offline.setChecked(s.offline)
         form.addRow("Offline mode", self.offline)
+        self.send_with = QComboBox()
+        for key, text in SEND_KEYS.items():
+            self.send_with.addItem(text, key)
+        self.send_with.setCurrentIndex(max(0, self.send_with.findData(s.send_with)))
+        form.addRow("Sending messages", self.send_with)
         self.price = _dspin(0.0, 10.0, s.electricity_price_kwh, 0.01, 3)
         self.price.setSuffix(" $/kWh")
         form.addRow("Electricity price", self.price)
@@ -139,7 +145,8 @@ class SettingsDialog(QDialog):
             memory_headroom_pct=self.headroom.value(), models_dir=self.models_dir.text().strip(),
             offline=self.offline.isChecked(), electricity_price_kwh=self.price.value(),
             chat_profile=self.chat_profile.currentData(),
-            server_profile=self.server_profile.currentData())
+            server_profile=self.server_profile.currentData(),
+            send_with=self.send_with.currentData())
 
     def accept(self) -> None:
         try:

@@ -33,7 +33,7 @@ def chat_sampling(settings: Settings, chat_id: int | None) -> SamplingParams:
 
 def install_tools(window: Any) -> None:
     """Add Tools (Benchmark…, Cost…, Profile for this chat ▸) to ``window``'s menu bar."""
-    window.tools_jobs = Background("tools", window)
+    window.tools_jobs = Background("tools", window, report=window.report_error)
     menu = window.menuBar().addMenu("&Tools")
     bench = QAction("&Benchmark…", window)
     bench.triggered.connect(lambda: open_benchmark(window))

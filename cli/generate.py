@@ -180,7 +180,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     chat = subparsers.add_parser("chat", help="interactive chat in the terminal")
     chat.add_argument("--system", help="system prompt")
+    chat.add_argument("--save", action="store_true",
+                      help="keep the chat in Hearth's history (the app lists it)")
     add_model_arguments(chat)
+    chat.set_defaults(model=None)  # the bundled chat model (see run_chat)
     add_speculation_arguments(chat)
     add_sampling_arguments(chat)
     chat.set_defaults(func=run_chat)
@@ -266,16 +269,35 @@ def run_generate(args: argparse.Namespace) -> int:
 
 
 def run_chat(args: argparse.Namespace) -> int:
-    """A REPL: Ctrl-C during a reply stops the reply, not the program; /reset, /exit."""
+    """A REPL on the chat rules the window uses (core.chat.session): Ctrl-C during a reply
+    stops the reply, not the program; /regen asks again, /reset starts over, /exit quits;
+    ``--save`` keeps the chat in Hearth's history, where the app lists it."""
+    from core.chat.history import HistoryStore
+    from core.chat.session import ChatSession
+
+    def report(err: Exception) -> None:
+        print(f"hearth-cli: could not save the chat: {err}", file=sys.stderr)
+
+    if args.model is None:  # an instruct model answers; the base model would continue text
+        from core.errors import ModelFileError
+        from core.models.chat_model import chat_model_path
+
+        try:
+            args.model = chat_model_path()
+        except ModelFileError as err:
+            print(f"hearth-cli: {err} Using the bundled base model.", file=sys.stderr)
     if args.profile:
         apply_profile(args)
-    messages: list[ChatMessage] = [ChatMessage("system", args.system)] if args.system else []
+    store = HistoryStore() if args.save else None
+    session = ChatSession(store, on_error=report)
+    sampling = sampling_from_args(args)
     with engine_from_args(args) as engine:
         loaded = engine.loaded
         assert loaded is not None
+        session.model_name = loaded.model_name
         print(f"Hearth chat with {loaded.model_name} (template {loaded.template}, "
               f"{loaded.placement}). "
-              "Type /exit to quit, /reset to start over.", file=sys.stderr)
+              "Type /exit to quit, /regen to ask again, /reset to start over.", file=sys.stderr)
         previous = signal.getsignal(signal.SIGINT)
         while True:
             try:
@@ -283,23 +305,38 @@ def run_chat(args: argparse.Namespace) -> int:
             except EOFError:
                 print(file=sys.stderr)
                 return 0
-            if line.strip() in {"/exit", "/quit"}:
+            command = line.strip()
+            if command in {"/exit", "/quit"}:
                 return 0
-            if line.strip() == "/reset":
-                messages = messages[:1] if args.system else []
+            if command == "/reset":
+                session.new_chat()
                 continue
-            if not line.strip():
+            if command == "/regen":
+                again = session.regenerate(sampling, args.max_tokens, args.stop)
+                if again is None:
+                    print("hearth-cli: nothing to regenerate yet", file=sys.stderr)
+                    continue
+                request = again[0]
+            elif not command:
                 continue
-            messages.append(ChatMessage("user", line))
+            else:
+                request = session.send(line, sampling, args.max_tokens, args.system,
+                                       stop=args.stop)
             signal.signal(signal.SIGINT, lambda *_: engine.cancel())
             try:
-                final = _print_stream(engine.generate(_request(args, messages)), False)
+                final: DoneEvent | ErrorEvent = ErrorEvent("The engine ended without a result.")
+                for event in engine.generate(request):
+                    if isinstance(event, TextEvent):
+                        session.on_text(event.text)
+                        sys.stdout.write(event.text)
+                        sys.stdout.flush()
+                    elif isinstance(event, DoneEvent | ErrorEvent):
+                        final = event
             finally:
                 signal.signal(signal.SIGINT, previous)
+            session.finish(final)
             print()
             if isinstance(final, ErrorEvent):
                 print(f"hearth-cli: error: {final.message}", file=sys.stderr)
-                messages.pop()
                 continue
-            messages.append(ChatMessage("assistant", final.text))
             print(_stats_line(final), file=sys.stderr)

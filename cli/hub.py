@@ -16,8 +16,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import TextIO
 
+from cli.progress import Bar, progress_bar
 from core.models.hub.download import Downloader
 from core.models.hub.events import DownloadEvent
 from core.models.hub.files import HubModel, list_models
@@ -109,42 +109,33 @@ def _find_model(repo: str, name: str, revision: str) -> HubModel | None:
     return None
 
 
-class ProgressBar:
-    """A one-line progress bar on a terminal (events from any download)."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
-
-    def __call__(self, e: DownloadEvent) -> None:
-        if e.kind in ("progress", "start") and e.total:
-            pct = 100 * e.done / e.total
-            rate = f"{human(e.rate)}/s" if e.rate else ""
-            eta = f"ETA {e.eta:,.0f}s" if e.eta is not None else ""
-            line = f"{e.filename[-40:]:<40} {pct:5.1f}% {human(e.done):>9}/{human(e.total):<9} " \
-                   f"{rate:>11} {eta}"
-            self.stream.write("\r" + line[:110].ljust(110))
-        elif e.kind in ("retry", "refetch", "paused"):
-            self.stream.write(f"\n{e.kind}: {e.message}\n")
-        elif e.kind == "verifying":
-            self.stream.write(f"\r{e.filename[-40:]:<40} verifying sha256...".ljust(111))
-        elif e.kind == "done":
-            self.stream.write("\n")
-        self.stream.flush()
+def _show(bar: Bar, e: DownloadEvent) -> None:
+    """One download event on the bar (bytes of the current file; a resumed file starts
+    where it stopped)."""
+    name = e.filename[-48:]
+    if e.kind in ("start", "progress", "resumed"):
+        bar.update(e.done, total=e.total or None, description=name)
+    elif e.kind in ("retry", "refetch", "paused"):
+        bar.note(f"{e.kind}: {e.message}")
+    elif e.kind == "verifying":
+        bar.update(e.done, total=e.total or None, description=f"{name} (verifying sha256)")
+    elif e.kind == "done":
+        bar.update(e.total or e.done, total=e.total or None, description=name)
 
 
 def run_download(args: argparse.Namespace) -> int:
     model = _find_model(args.repo, args.file, args.revision)
     files = [p.path for p in model.parts] if model else [args.file]
-    bar = ProgressBar(sys.stderr) if sys.stderr.isatty() and not args.json else None
     first = None
     for name in files:
-        for event in Downloader().iter_download(args.repo, name, args.revision):
-            if args.json:
-                print(json.dumps(event.to_json()), flush=True)
-            elif bar is not None:
-                bar(event)
-            if event.kind == "done" and first is None:
-                first = event.path
+        with progress_bar(name, unit="bytes", enabled=None if not args.json else False) as bar:
+            for event in Downloader().iter_download(args.repo, name, args.revision):
+                if args.json:
+                    print(json.dumps(event.to_json()), flush=True)
+                else:
+                    _show(bar, event)
+                if event.kind == "done" and first is None:
+                    first = event.path
     if not args.json:
         print(first)
     return 0

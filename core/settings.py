@@ -52,6 +52,12 @@ class Settings:
     server_profile: str = ""
     chat_profiles: dict[str, str] = field(default_factory=dict)
     window_geometry: str = ""
+    # The window as the user left it: docks and their sizes, the chat that was open, and
+    # which key sends a message ("enter": Enter sends, Shift+Enter is a newline;
+    # "ctrl+enter": Enter is a newline).
+    window_state: str = ""
+    last_chat_id: int = 0
+    send_with: str = "enter"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
@@ -66,6 +72,8 @@ class Settings:
             raise ConfigError(f"Unknown decoding preset {self.preset!r}.")
         if not 0 <= self.memory_headroom_pct <= 90:
             raise ConfigError("Memory headroom must be between 0 and 90 percent.")
+        if self.send_with not in ("enter", "ctrl+enter"):
+            raise ConfigError("Send with must be 'enter' or 'ctrl+enter'.")
         if self.max_tokens < 1:
             raise ConfigError("Maximum reply length must be at least 1 token.")
         try:

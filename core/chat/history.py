@@ -114,7 +114,11 @@ class HistoryStore:
 
         def __enter__(self) -> sqlite3.Connection:
             self.store._lock.acquire()
-            self.store._db.execute("BEGIN IMMEDIATE")
+            try:
+                self.store._db.execute("BEGIN IMMEDIATE")
+            except BaseException:  # a closed or broken database: the lock must not leak
+                self.store._lock.release()
+                raise
             return self.store._db
 
         def __exit__(self, exc_type: object, *_: object) -> None:

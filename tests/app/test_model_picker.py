@@ -31,6 +31,8 @@ def test_library_tab_lists_the_default_model_with_a_fit_label(qtbot, default_mod
     row = [picker.local_table.item(0, c).text() for c in range(picker.local_table.columnCount())]
     assert row[0] == default_model.name and row[1] == "Q4_K_M" and row[4] == "default"
     assert "CPU only" in row[5] and "GiB RAM" in row[5]  # this machine has no GPU
+    rows = picker.local_table.rowCount()
+    assert picker.status.text() == f"{rows} model{'' if rows == 1 else 's'} on this computer"
 
 
 def test_search_download_cancel_resume_and_load(qtbot, test_hub, default_model: Path,

@@ -42,6 +42,26 @@ def test_hearth_entry_point_answers_on_a_real_x_server(tmp_path: Path,
     assert "Could not load the Qt platform plugin" not in proc.stderr
 
 
+def test_screenshots_at_1280x800_and_1920x1080_on_a_real_x_server(tmp_path: Path,
+                                                                chat_model: Path) -> None:
+    """Mid-stream, a long code block, the panel open and closed, at both sizes; a person
+    looks at them in test-artifacts/. No size shows the transcript's sideways scroll bar."""
+    import json
+
+    xvfb = shutil.which("xvfb-run")
+    assert xvfb, "Xvfb is missing: packaging/system-deps.sh installs it (make test runs it)"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(
+        [xvfb, "-a", "-s", "-screen 0 1920x1080x24", sys.executable, "-m",
+         "tests.app.screenshot_script", str(ARTIFACTS), str(chat_model)],
+        capture_output=True, text=True, timeout=400, env=_env(tmp_path), cwd=REPO_ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads([ln for ln in proc.stdout.splitlines() if ln.startswith("{")][-1])
+    assert len(report["shots"]) == 6 and not any(report["hscroll"])
+    for name in report["shots"]:
+        assert (ARTIFACTS / name).stat().st_size > 20_000, name
+
+
 def _grab(widget, name: str) -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / name
@@ -79,11 +99,12 @@ SCALED_SCRIPT = """
 import sys
 from PySide6.QtWidgets import QApplication
 from app.bridge import EngineBridge
+from app.main import local_engine
 from app.main_window import MainWindow
 from core.chat.history import HistoryStore
 from core.settings import Settings
 app = QApplication([])
-window = MainWindow(Settings(), HistoryStore(), EngineBridge())
+window = MainWindow(Settings(), HistoryStore(), EngineBridge(local_engine()))
 window.resize(1024, 700)
 window.show()
 window.view.add("user", "How do I reverse a list in Python?")

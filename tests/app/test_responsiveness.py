@@ -45,7 +45,8 @@ def test_event_loop_and_token_latency_while_streaming_and_downloading(
     p99 = percentile(delivery, 99)
     print(f"\nmax event-loop stall {probe.max_stall_ms:.1f} ms over {len(probe.stalls_ms)} "
           f"ticks; token-to-view p50 {percentile(delivery, 50):.1f} ms, p99 {p99:.1f} ms "
-          f"({len(delivery)} pieces; download still running at the end: {downloading})")
+          f"({len(delivery)} pieces; download still running at the end: {downloading}); "
+          f"GC {probe.gc_summary()}")
     assert blocker.args[0].metrics.decode_tokens > 20
     assert len(probe.stalls_ms) > 100
     assert probe.max_stall_ms <= STALL_BOUND_MS

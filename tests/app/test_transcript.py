@@ -1,0 +1,116 @@
+"""The transcript at the window's real size with the panel open: nothing overflows, code
+scrolls inside itself, and a streamed piece costs the same at the end of a long paragraph as
+at its start; the chat gets most of the width and the panel's place is remembered."""
+
+from __future__ import annotations
+
+import random
+
+from PySide6.QtWidgets import QApplication
+
+from app.markdown_stream import BlockSplitter, split_blocks
+from app.message_view import CodeBlock
+from app.wording import plural
+
+PARAGRAPH = " ".join(["The dragon spread its wings and felt the warm wind lift it higher"] * 70)
+WIDE_CODE = ("Here it is:\n\n```python\nbanner = '" + "=" * 600 + "'\nprint(banner)\n```\n\n"
+             "That prints one long line.")
+
+
+def _no_sideways_scroll(window) -> None:
+    view = window.view
+    assert not view.horizontalScrollBar().isVisible()
+    assert view.widget().width() <= view.viewport().width()
+    for message in view.messages:
+        assert message.width() <= view.viewport().width()
+        assert message.copy_button.width() >= message.copy_button.sizeHint().width()
+
+
+def _stream(window, text: str, piece: int = 4, check_every: int = 25):
+    message = window.view.add("assistant")
+    laid_out = []
+    for i, start in enumerate(range(0, len(text), piece)):
+        message.append(text[start:start + piece])
+        laid_out.append(message.tail.laid_out)
+        if i % check_every == 0:
+            QApplication.processEvents()
+            _no_sideways_scroll(window)
+    QApplication.processEvents()
+    _no_sideways_scroll(window)
+    return message, laid_out
+
+
+def test_a_4000_character_paragraph_streams_at_constant_cost_without_overflow(
+        qtbot, make_window) -> None:
+    window = make_window(load=False)
+    window.resize(1280, 800)
+    assert window.panel.isVisible()
+    window.view.add("user", "Tell me about dragons.")
+    text = PARAGRAPH[:4000]
+    message, laid_out = _stream(window, text)
+    # Only the last visual line and the new piece are laid out, at any length.
+    assert max(laid_out[-100:]) <= max(laid_out[:100]) + 8
+    assert max(laid_out) < 250, max(laid_out)
+    assert message.tail.line_count() > 20  # it really was one long wrapped paragraph
+    message.finish()
+    QApplication.processEvents()
+    _no_sideways_scroll(window)
+    assert message.rendered_text() == text and message.raw == text
+
+
+def test_a_wide_code_block_scrolls_inside_itself(qtbot, make_window) -> None:
+    window = make_window(load=False)
+    window.resize(1280, 800)
+    message, _ = _stream(window, WIDE_CODE, piece=7, check_every=5)
+    message.finish()
+    QApplication.processEvents()
+    _no_sideways_scroll(window)
+    [code] = [w for w in message.segments() if isinstance(w, CodeBlock)]
+    assert code.code() == "banner = '" + "=" * 600 + "'\nprint(banner)"
+    bar = code.edit.horizontalScrollBar()
+    assert bar.maximum() > 0 and bar.isVisible()  # its own scroll bar, not the message's
+    assert code.width() <= message.width()
+    assert "That prints one long line." in message.rendered_text()
+
+
+def test_the_chat_gets_most_of_the_width_and_the_panel_is_remembered(qtbot,
+                                                                     make_window) -> None:
+    window = make_window(load=False)
+    window.resize(1280, 800)
+    qtbot.waitUntil(lambda: window.panel.width() > 0, timeout=5000)
+    QApplication.processEvents()
+    assert window.view.width() > window.panel.width()
+    assert 0.2 <= window.panel.width() / window.width() <= 0.4
+    settings = window.settings
+    window.panel.toggleViewAction().trigger()  # the user collapses it
+    assert not window.panel.isVisible()
+    window.close()
+    again = make_window(settings, load=False)
+    QApplication.processEvents()
+    assert not again.panel.isVisible()
+    again.panel.toggleViewAction().trigger()
+    assert again.panel.isVisible()
+
+
+def test_blocks_come_out_the_same_however_the_text_is_cut() -> None:
+    text = ("# Title\n\nSome *text*\nmore text\n\n```python\nx = 1\n\ny = 2\n```\n"
+            "after\n\n- a\n- b\n\n~~~\nraw\n~~~\nend")
+    whole, tail = split_blocks(text)
+    assert [b.kind for b in whole] == ["prose", "prose", "code", "prose", "prose", "code"]
+    assert whole[2].code == "x = 1\n\ny = 2" and whole[2].language == "python"
+    assert tail == "end"
+    rng = random.Random(7)
+    for _ in range(50):
+        splitter, got, i = BlockSplitter(), [], 0
+        while i < len(text):
+            n = rng.randint(1, 9)
+            got += splitter.feed(text[i:i + n])
+            i += n
+        assert got == whole and splitter.growing() == tail
+        assert [b.text for b in splitter.finish()] == ["end"]
+
+
+def test_plurals() -> None:
+    assert plural(1, "model") == "1 model" and plural(2, "model") == "2 models"
+    assert plural(1, "reply", "replies") == "1 reply"
+    assert plural(1200, "token") == "1,200 tokens"
