@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -268,10 +269,22 @@ def _latency(root: Path, docs: dict[str, str], questions: list[dict[str, str]],
                 db.executemany("UPDATE chunks SET vector = ? WHERE id = ?",
                                [(v.tobytes(), i) for v, i in zip(rows, ids, strict=True)])
                 store.bump(db, collection.id)
-            hybrid = Retriever(store, embedder)
+            # Each question embedded for real once (the user's path), then again with its
+            # vector remembered: the index's own share, apart from the model's compute.
+            seen: dict[str, np.ndarray] = {}
+
+            def remembered(texts: list[str]) -> np.ndarray:
+                if len(texts) != 1:
+                    return embedder.embed(texts)
+                if texts[0] not in seen:
+                    seen[texts[0]] = embedder.embed(texts)
+                return seen[texts[0]]
+
+            hybrid = Retriever(store, replace(embedder, embed=remembered))
             hybrid.search(["big"], "warm the vector cache", 5, mode="hybrid")
-            result["hybrid_ms"] = _times(lambda q: hybrid.search(["big"], q, 5, mode="hybrid"),
-                                         questions)
+            search = lambda q: hybrid.search(["big"], q, 5, mode="hybrid")  # noqa: E731
+            result["hybrid_ms"] = _times(search, questions, rounds=1)
+            result["hybrid_search_ms"] = _times(search, questions)
     return result
 
 
@@ -312,7 +325,8 @@ def _print(out: dict[str, Any]) -> None:
         took = ("vectors cached from an earlier run" if out["eval_index_s"] is None else
                 f"{out['embedded']} chunks embedded with the text in {out['eval_index_s']:.0f} s")
         print(f"Embedding ({out['embedder']}): {took}; a question {out['query_embed_ms']:.1f} ms")
-    for key, label in (("bm25_ms", "BM25"), ("hybrid_ms", "hybrid (query embedded)")):
+    for key, label in (("bm25_ms", "BM25"), ("hybrid_search_ms", "hybrid (question's vector "
+                       "ready: the index's share)"), ("hybrid_ms", "hybrid (question embedded)")):
         if key in lat:
             t = lat[key]
             print(f"Query latency at {lat['chunks']} chunks, {label}: p50 {t['p50']:.1f} ms, "
@@ -322,9 +336,13 @@ def _print(out: dict[str, Any]) -> None:
         best = max(rows["bm25"]["recall@5"], rows["dense"]["recall@5"])
         goals.append(("hybrid recall@5 >= best of BM25 and dense",
                       rows["hybrid"]["recall@5"] >= best))
-    worst = max(lat.get("hybrid_ms", lat["bm25_ms"])["p99"], lat["bm25_ms"]["p99"])
-    goals.append((f"query p99 <= 50 ms at {lat['chunks']} chunks",
-                  worst <= 50.0 and lat["chunks"] >= LATENCY_CHUNKS))
+    enough = lat["chunks"] >= LATENCY_CHUNKS
+    worst = max(lat.get("hybrid_search_ms", lat["bm25_ms"])["p99"], lat["bm25_ms"]["p99"])
+    goals.append((f"query p99 <= 50 ms at {lat['chunks']} chunks (BM25; hybrid with the "
+                  "question's vector ready)", worst <= 50.0 and enough))
+    if "hybrid_ms" in lat:  # the model's time to embed the question, on the user's path
+        goals.append((f"query p99 <= 50 ms with the question embedded by {out['embedder']}",
+                      lat["hybrid_ms"]["p99"] <= 50.0 and enough))
     for goal, ok in goals:
         print(f"  goal {goal}: {'met' if ok else 'NOT met'}")
 
