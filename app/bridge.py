@@ -1,15 +1,17 @@
 """Qt adapters over the core: the GUI thread never calls the engine, the network or the disk.
 
 :class:`EngineBridge` drives any :class:`~core.engine.api.EngineBackend` (the local worker
-process, and later a pool or a remote server: it is injected) on its own thread and turns
-its event stream into queued signals, coalescing text so the view updates at most once per
-frame. :class:`Background` runs any blocking call (history, library scan, hub search) on a
-worker thread and delivers the result back on the GUI thread; a failure always reaches a
-handler, the job's own or the instance's ``report`` (the window's status bar), and the log.
+process, a pool, a remote server: it is injected, and ``load`` may switch to another) on its
+own thread and turns its event stream into queued signals, coalescing text so the view
+updates at most once per frame. :class:`Background` runs any blocking call (history, library
+scan, hub search) on a worker thread and delivers the result back on the GUI thread; a
+failure always reaches a handler, the job's own or the instance's ``report`` (the window's
+status bar), and the log.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -111,7 +113,10 @@ class EngineBridge(QObject):
 
     def __init__(self, client: EngineBackend, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.client = client
+        # ``client`` is the local engine; ``load(config, backend)`` may switch to another
+        # (a remote server) and ``load(config)`` switches back to this one.
+        self.client: EngineBackend = client
+        self._local = client
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="engine")
         self._lock = threading.Lock()
         self._pending: list[str] = []
@@ -138,17 +143,31 @@ class EngineBridge(QObject):
         return loaded.worker_pid or None if loaded is not None else None
 
     # -- commands (GUI thread) -----------------------------------------------------------
-    def load(self, config: EngineConfig) -> None:
+    def load(self, config: EngineConfig, backend: EngineBackend | None = None) -> None:
+        """Load ``config`` in the local worker, or switch to ``backend`` (a remote engine)
+        once it answers: the previous remote one is then closed, the local model unloaded
+        (its memory freed; the worker stays for the way back). A backend that fails to load
+        leaves the current engine as it was."""
         self._set_busy(True)
 
         def job() -> None:
             try:
-                self._loadDone.emit(self.client.load(config), None)
+                if backend is None:
+                    self._switch(None)
+                    info = self.client.load(config)
+                else:
+                    info = backend.load(config)
+                    self._switch(backend)
+                self._loadDone.emit(info, None)
             except HearthError as err:
                 log.warning("model load failed: %s", err)
+                if backend is not None and backend is not self.client:
+                    backend.close()
                 self._loadDone.emit(None, str(err))
             except Exception as err:  # an unexpected failure is still a message, not a crash
                 log.error("model load failed unexpectedly", exc_info=err)
+                if backend is not None and backend is not self.client:
+                    backend.close()
                 self._loadDone.emit(None, f"Loading failed unexpectedly: {err}")
 
         self._pool.submit(job)
@@ -183,6 +202,21 @@ class EngineBridge(QObject):
         self.client.cancel()
         self._pool.shutdown(wait=True)
         self.client.close()
+        if self._local is not None and self._local is not self.client:
+            self._local.close()
+
+    def _switch(self, backend: EngineBackend | None) -> None:
+        """On the engine thread: make ``backend`` (None: the local worker) the engine."""
+        if backend is None:
+            backend = self._local
+        if backend is self.client:
+            return
+        old, self.client = self.client, backend
+        if old is self._local:
+            with contextlib.suppress(HearthError):  # a dead worker has no model to free
+                old.unload()
+        else:
+            old.close()
 
     # -- engine thread -------------------------------------------------------------------
     def _run(self, request: GenerationRequest) -> None:

@@ -21,7 +21,6 @@ import multiprocessing
 import os
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,22 +28,24 @@ from app.display import no_display_reason
 from app.wording import plural
 
 if TYPE_CHECKING:
-    from core.engine.api import EngineBackend
+    from core.engine.process.client import EngineClient
 
 LIBRARY_SCAN_DELAY_MS = 1500
 log = logging.getLogger("hearth.app")
 
 
-def local_engine() -> EngineBackend:
-    """The engine the app runs by default: a worker process on this machine, niced below
-    the window (on a machine whose cores it fills, the GUI thread still gets a core the
-    moment it wakes; the cost: other busy programs slow the engine more than they would at
-    equal priority)."""
+DESKTOP_KEEP_ALIVE_S = 30 * 60  # an idle model's memory goes back after half an hour
+
+
+def local_engine() -> EngineClient:
+    """One engine worker process on this machine, niced below the window (on a machine
+    whose cores it fills, the GUI thread still gets a core the moment it wakes; the cost:
+    other busy programs slow the engine more than they would at equal priority). The pool
+    makes its workers with it; tests drive a window over one directly."""
     from core.engine.process.client import EngineClient
     from core.engine.process.worker import WorkerOptions
 
     return EngineClient(WorkerOptions(nice=5))
-
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="hearth", description="Run LLMs on your own machine.")
@@ -131,14 +132,18 @@ def main(argv: list[str] | None = None) -> int:
 class Launched:
     """The running app's parts (the window and what it owns); :meth:`close` ends them."""
 
-    def __init__(self, window, bridge, history, startup, progress, scan_timer) -> None:
+    def __init__(self, window, bridge, history, startup, progress, scan_timer,
+                 pool=None) -> None:
         self.window, self.bridge, self.history = window, bridge, history
         self.startup, self.progress, self.scan_timer = startup, progress, scan_timer
+        self.pool = pool
 
     def close(self) -> None:
         self.scan_timer.stop()
         self.window.close()
         self.bridge.shutdown()
+        if self.pool is not None:
+            self.pool.close()
         self.startup.shutdown()
         self.history.close()
 
@@ -174,11 +179,20 @@ def _report_uncaught(window) -> None:
     sys.excepthook = hook
 
 
-def launch(app, args: argparse.Namespace,
-           engine: Callable[[], EngineBackend] = local_engine) -> Launched:
+def engine_pool():
+    """The app's engine: a pool of workers (several models at once, under the planner's
+    budget from free memory), its workers made by :func:`local_engine`. A model the user
+    switched away from stays resident for a quick switch back, and goes after
+    ``DESKTOP_KEEP_ALIVE_S`` idle (or sooner, when another needs its memory)."""
+    from core.engine.pool import EnginePool
+
+    return EnginePool(keep_alive_s=DESKTOP_KEEP_ALIVE_S, worker_factory=local_engine)
+
+
+def launch(app, args: argparse.Namespace) -> Launched:
     """Build and show the window, then start the start-up work off the GUI thread.
 
-    ``engine`` makes the backend the window drives (any ``EngineBackend``). Returns at once
+    The window drives a view of the engine pool (:func:`engine_pool`). Returns at once
     (the model loads in the background); tests call this and wait on
     ``launched.window.modelLoaded`` instead of running ``app.exec()``."""
     from PySide6.QtCore import QEvent, QObject, QTimer
@@ -193,8 +207,12 @@ def launch(app, args: argparse.Namespace,
     if args.max_tokens:
         settings.max_tokens = args.max_tokens
     history = HistoryStore()
-    bridge = EngineBridge(engine())
+    pool = engine_pool()
+    bridge = EngineBridge(pool.backend_for())
     window = MainWindow(settings, history, bridge)
+    from app.loaded_models import PoolControls
+
+    window.pool_controls = PoolControls(window, pool)
     progress = StartupProgress(window)
     startup = Background("startup", window, report=window.report_error)
 
@@ -284,7 +302,7 @@ def launch(app, args: argparse.Namespace,
                 _milestone(True, "first_token")
 
         bridge.textReady.connect(token)
-    return Launched(window, bridge, history, startup, progress, scan_timer)
+    return Launched(window, bridge, history, startup, progress, scan_timer, pool)
 
 
 def _preparing(args: argparse.Namespace, settings) -> tuple[str, int | None]:

@@ -186,11 +186,13 @@ class MainWindow(QMainWindow):
         self.errorShown.emit(message)
 
     def open_model_picker(self) -> None:
+        from app.engines_dialog import load_remote
         from app.model_picker import ModelPicker
 
         picker = ModelPicker(self.settings, self)
         picker.draftChosen.connect(lambda draft: setattr(self.settings, "draft", draft))
         picker.modelChosen.connect(lambda path: self.load_model(Path(path)))
+        picker.remoteChosen.connect(lambda ep, model: load_remote(self, ep, model))
         picker.open()
 
     def open_settings(self) -> None:
@@ -202,7 +204,8 @@ class MainWindow(QMainWindow):
             self.settings = dialog.result_settings()
             self.input.set_send_with(self.settings.send_with)
             self.io.run(lambda s=self.settings: save_settings(s))
-            if self.loaded and (replace(old, extra={}) != replace(self.settings, extra={})):
+            if self.loaded and self.loaded.source == "local" and (
+                    replace(old, extra={}) != replace(self.settings, extra={})):
                 engine_keys = ("n_ctx", "threads", "gpu_layers")
                 if any(getattr(old, k) != getattr(self.settings, k) for k in engine_keys):
                     self.load_model(Path(self.loaded.path))

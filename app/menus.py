@@ -37,6 +37,13 @@ def build_menus(window: Any) -> None:
     window.view_menu.addAction(toggle)
     settings_menu = window.menuBar().addMenu("&Settings")
     action(settings_menu, "&Preferences…", window.open_settings, "Ctrl+,")
+    action(settings_menu, "&Engines…", lambda: _engines(window))
     help_menu = window.menuBar().addMenu("&Help")
     action(help_menu, "Open &log folder", window.open_log_folder)
+
+
+def _engines(window: Any) -> None:
+    from app.engines_dialog import open_engines  # its network stack loads when first used
+
+    window.engines_dialog = open_engines(window)
 

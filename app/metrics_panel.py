@@ -13,6 +13,7 @@ per tick, and a tick that cost more than its share of the time stretches the nex
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pyqtgraph as pg
@@ -31,12 +32,18 @@ from PySide6.QtWidgets import (
 from app.breakdown_bar import BreakdownBar
 from core.telemetry import CostSettings, RequestAccounting, SessionLedger, TelemetrySampler
 from core.telemetry import account as account_request
+from core.telemetry.accounting import EnergyIntegral, accounting_for
 
 UPDATE_MS = 100  # 10 Hz at most: the panel must never steal the event loop
 PANEL_BUDGET = 0.02  # share of the GUI thread's time the panel may take
 POWER_WINDOW_S = 180
 MAX_POINTS = 240  # per curve: drawing cost must not grow with the reply
 SPEED_WINDOW = 8  # tokens in the rolling tok/s
+
+
+REMOTE = "unknown (remote engine)"
+POWER_TITLES = {False: "Power (W), last 3 minutes",
+                True: "This computer's power (W), last 3 minutes; the remote engine's: unknown"}
 
 
 def bounded(values: list[float], n: int = MAX_POINTS) -> tuple[list[float], list[float]]:
@@ -88,8 +95,9 @@ class MetricsPanel(QDockWidget):
                                                        "#2980b9", 2)
         self.latency_plot, self.latency_curve = self._plot(
             col, "This reply: latency per token (ms)", "#e67e22", 1, bottom="token")
-        self.power_plot, self.power_curve = self._plot(col, "Power (W), last 3 minutes",
+        self.power_plot, self.power_curve = self._plot(col, POWER_TITLES[False],
                                                        "#c0392b", 2, bottom="seconds ago")
+        self._shown_remote = False
         heading = QLabel("Last reply: where the time went")
         col.addWidget(heading)
         self.bar = BreakdownBar()
@@ -153,7 +161,11 @@ class MetricsPanel(QDockWidget):
 
         if not isinstance(done, DoneEvent) or self.sampler is None:
             return None
-        acc = account_request(self.sampler, done, prices=self.prices)
+        if self._remote():  # this machine's power says nothing about the remote one's
+            acc = replace(accounting_for(done, [], formula=REMOTE, prices=self.prices),
+                          energy=EnergyIntegral(None, REMOTE, 0, 0.0, None))
+        else:
+            acc = account_request(self.sampler, done, prices=self.prices)
         self.ledger.add(acc)
         self.last = acc
         self._show_last(acc, done.metrics.speculative)
@@ -216,12 +228,18 @@ class MetricsPanel(QDockWidget):
                 step = max(1, len(powered) // MAX_POINTS)
                 self.power_curve.setData([t for t, _ in powered[::step]],
                                          [p for _, p in powered[::step]])
+        remote = self._remote()
+        if remote != self._shown_remote:  # the plot is this computer's, never the engine's
+            self._shown_remote = remote
+            self.power_plot.setTitle(POWER_TITLES[remote])
+            if remote:
+                self.labels["power"].setText(REMOTE)
         latest = samples[-1] if samples else None
         if latest is not None:
-            self._gauges(latest)
+            self._gauges(latest, remote)
 
-    def _gauges(self, latest) -> None:
-        if latest.power_w is not None:
+    def _gauges(self, latest, remote: bool) -> None:
+        if latest.power_w is not None and not remote:
             self.labels["power"].setText(f"{latest.power_w:.1f} W ({latest.label})")
         cpu = f"{latest.cpu_percent:.0f}%" if latest.cpu_percent is not None else "—"
         rss = f"{latest.rss_bytes / 2**20:.0f} MiB" if latest.rss_bytes else "—"
@@ -248,15 +266,32 @@ class MetricsPanel(QDockWidget):
             self.labels["cost"].setText(
                 f"${acc.cost_usd:.6f} (${per_1k:.5f}/1k tokens; cloud reference "
                 f"${self.prices.cloud_usd_per_1k_tokens:.3f}/1k)")
-        totals = self.ledger.totals()
-        replies = "reply" if totals.requests == 1 else "replies"
-        self.labels["session"].setText(
-            f"{totals.requests} {replies}, {totals.generated_tokens} tokens, "
-            f"{totals.joules:.1f} J, ${totals.cost_usd:.6f} ({totals.label})")
+        elif label == REMOTE:
+            self.labels["energy"].setText(REMOTE)
+            self.labels["cost"].setText(REMOTE)
+        self.labels["session"].setText(self._session_text())
         if speculative:
             rate = speculative.get("acceptance_rate", 0.0)
             self.labels["speculation"].setText(f"{100 * rate:.0f}% of drafted tokens accepted")
         self.formula.setText(acc.formula)
+
+    def _session_text(self) -> str:
+        """The session's totals; remote replies count in tokens, never in energy."""
+        totals, rows = self.ledger.totals(), self.ledger.requests()
+        remote = sum(r.energy.label == REMOTE for r in rows)
+        replies = "reply" if totals.requests == 1 else "replies"
+        head = f"{totals.requests} {replies}, {totals.generated_tokens} tokens"
+        if remote == len(rows):
+            return f"{head}; energy {REMOTE}"
+        local = {r.energy.label for r in rows if r.energy.label != REMOTE}
+        label = "measured" if local == {"measured"} else "estimated"
+        text = f"{head}, {totals.joules:.1f} J, ${totals.cost_usd:.6f} ({label})"
+        return text + (f"; energy of {remote} remote replies unknown" if remote else "")
+
+    def _remote(self) -> bool:
+        """Whether the engine is a remote one (its power and energy are unknown here)."""
+        loaded = getattr(self.bridge.client, "loaded", None)
+        return getattr(loaded, "source", "local") == "remote"
 
     def export_csv(self, path: str | None = None) -> Path | None:
         if path is None:

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.bridge import Background
+from app.engines_dialog import RemoteModelsTab
 from app.wording import plural
 from core.models.hub.download import Downloader
 from core.models.hub.events import DownloadControl, DownloadEvent
@@ -71,10 +72,11 @@ class _Progress(QObject):
 
 class ModelPicker(QDialog):
     """Signals: ``modelChosen(str)`` with the GGUF path to load (plus ``draftChosen(str)``:
-    "" none, "twin", "lookup" or a draft GGUF path)."""
+    "" none, "twin", "lookup" or a draft GGUF path), or ``remoteChosen(Endpoint, str)``."""
 
     modelChosen = Signal(str)
     draftChosen = Signal(str)
+    remoteChosen = Signal(object, str)  # (Endpoint, model id) from the Remote tab
     libraryLoaded = Signal()
     filesListed = Signal()
 
@@ -103,6 +105,8 @@ class ModelPicker(QDialog):
         self.tabs = QTabWidget()
         self.tabs.addTab(self._local_tab(), "On this computer")
         self.tabs.addTab(self._hub_tab(), "Hugging Face")
+        self.remote_tab = RemoteModelsTab(parent=self)
+        self.tabs.addTab(self.remote_tab, "Remote")
         layout.addWidget(self.tabs, 1)
         layout.addLayout(self._footer())
         self.refresh_library()
@@ -364,6 +368,14 @@ class ModelPicker(QDialog):
 
     # -- outcome -----------------------------------------------------------------------
     def _load(self) -> None:
+        if self.tabs.currentWidget() is self.remote_tab:
+            choice = self.remote_tab.selected()
+            if choice is None:
+                self.status.setText("Choose a remote model first.")
+                return
+            self.remoteChosen.emit(*choice)
+            self.accept()
+            return
         entry = self._selected_entry() if self.tabs.currentIndex() == 0 else None
         path = getattr(self, "downloaded", None) if entry is None else entry.path
         if path is None:

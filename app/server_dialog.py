@@ -34,7 +34,8 @@ from PySide6.QtWidgets import (
 )
 
 from core.errors import HearthError
-from server import DEFAULT_PORT, ModelRouter, ServerConfig, create_server
+from server import DEFAULT_PORT, ServerConfig, create_server
+from server.pool_router import router_for
 from server.request_log import LogEntry
 from server.run import ServerThread
 
@@ -114,7 +115,7 @@ class ServerDialog(QDialog):
         config = ServerConfig(host="0.0.0.0" if self.public.isChecked() else "127.0.0.1",
                               port=self.port.value(), api_key=key)
         try:
-            srv = create_server(ModelRouter(self.backend), config)
+            srv = create_server(router_for(self.backend), config)  # the pool's models
         except HearthError as err:
             self._on_failed(str(err))
             return

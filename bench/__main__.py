@@ -52,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="skip hearth-cli bench vs llama-bench / llama-perplexity")
     parser.add_argument("--skip-server", action="store_true",
                         help="skip the local server against llama-server")
+    parser.add_argument("--skip-pool", action="store_true",
+                        help="skip two models under one memory budget (swaps)")
     args = parser.parse_args(argv)
     model = args.model or default_model_path()
     rows, setup = bench_engine(model, args.rounds, args.reps)
@@ -85,6 +87,14 @@ def main(argv: list[str] | None = None) -> int:
         rows_s = server_bench.main(["--model", str(model)])
         print(f"\nraw samples: {save('server', {'rows': [r.to_dict() for r in rows_s]})}",
               file=sys.stderr)
+    if not args.skip_pool:
+        from bench import pool_bench
+
+        rows, setup = pool_bench.main(max(2, args.rounds // 2))
+        print_table("Engine pool: two models alternating under a one-model budget "
+                    "(goal <= 1.0)", rows)
+        pool_bench.print_summary(setup)
+        save("pool", {"setup": setup, "rows": [r.to_dict() for r in rows]})
     if args.skip_planner:
         return 0
     from bench import planner_verify

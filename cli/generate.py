@@ -13,6 +13,7 @@ import signal
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cli.plan import apply_profile
 from core.engine import (
@@ -29,6 +30,9 @@ from core.engine.process.client import EngineClient
 from core.engine.process.worker import WorkerOptions
 from core.engine.sampling import DEFAULT_SEED, PRESETS, Preset
 from core.telemetry import TelemetrySampler, account
+
+if TYPE_CHECKING:
+    from core.engine.remote import RemoteBackend
 
 
 def _int_at_least(minimum: int) -> Callable[[str], int]:
@@ -134,9 +138,11 @@ def sampling_from_args(args: argparse.Namespace) -> SamplingParams:
         raise ConfigError(f"Invalid sampling setting: {err}.") from err
 
 
-def engine_from_args(args: argparse.Namespace) -> EngineClient:
+def engine_from_args(args: argparse.Namespace) -> EngineClient | RemoteBackend:
     """A worker-process engine with the model loaded (a crash in llama.cpp then ends the
     worker, not the command); load notes such as a CPU fallback go to stderr."""
+    if getattr(args, "engine", None):
+        return remote_engine_from_args(args)
     speculation = _speculation_config(args)
     client = EngineClient(WorkerOptions(verbose=getattr(args, "verbose", False)))
     n_seq = max(args.parallel, getattr(args, "beams", 1))
@@ -151,6 +157,32 @@ def engine_from_args(args: argparse.Namespace) -> EngineClient:
     if loaded.fell_back:
         print(f"hearth-cli: {loaded.message}", file=sys.stderr)
     return client
+
+
+def add_engine_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--engine", metavar="URL",
+                        help="run on a remote OpenAI-compatible engine at URL "
+                             "(http://host:port/v1); --model then names one of its models. "
+                             "Key: $HEARTH_ENGINE_KEY or the one saved in Settings › Engines")
+
+
+def remote_engine_from_args(args: argparse.Namespace) -> RemoteBackend:
+    """``--engine URL``: a remote engine, checked to answer and to serve ``--model`` (default:
+    the first model it lists). No flag takes the key: flags end up in the log and in the
+    shell's history."""
+    from core.engine.remote import connect
+    from core.errors import ConfigError
+
+    if getattr(args, "draft", None) or getattr(args, "lookup", False):
+        raise ConfigError("Speculative decoding (--draft, --lookup) needs a local model; "
+                          "a remote engine decodes as it is configured.")
+    backend = connect(args.engine, model=str(args.model) if args.model else None)
+    try:
+        backend.load()
+    except BaseException:
+        backend.close()
+        raise
+    return backend
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -171,6 +203,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="decode through end-of-text tokens (exact token counts, for benchmarks)")
     gen.add_argument("--json", action="store_true", help="one JSON object per event")
     add_model_arguments(gen)
+    add_engine_argument(gen)
     add_speculation_arguments(gen)
     add_sampling_arguments(gen)
     from cli.docs import add_generate_arguments
@@ -183,6 +216,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     chat.add_argument("--save", action="store_true",
                       help="keep the chat in Hearth's history (the app lists it)")
     add_model_arguments(chat)
+    add_engine_argument(chat)
     chat.set_defaults(model=None)  # the bundled chat model (see run_chat)
     add_speculation_arguments(chat)
     add_sampling_arguments(chat)
@@ -251,8 +285,9 @@ def run_generate(args: argparse.Namespace) -> int:
     with engine_from_args(args) as engine:
         if args.json:
             loaded = engine.loaded
+            remote = loaded is not None and loaded.source == "remote"  # its power is unknown
             with TelemetrySampler(pid=loaded.worker_pid if loaded else None) as sampler:
-                final = _print_stream(engine.generate(request), True, sampler)
+                final = _print_stream(engine.generate(request), True, None if remote else sampler)
         else:
             final = _print_stream(engine.generate(request), False)
     if isinstance(final, ErrorEvent):
@@ -278,7 +313,8 @@ def run_chat(args: argparse.Namespace) -> int:
     def report(err: Exception) -> None:
         print(f"hearth-cli: could not save the chat: {err}", file=sys.stderr)
 
-    if args.model is None:  # an instruct model answers; the base model would continue text
+    if args.model is None and not getattr(args, "engine", None):  # an instruct model answers;
+        # the base model would continue text (a remote engine names its own model)
         from core.errors import ModelFileError
         from core.models.chat_model import chat_model_path
 

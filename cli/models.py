@@ -19,6 +19,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("models", help="list the models on this machine",
                               description=__doc__)
     p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--engine", metavar="URL",
+                   help="list the models of a remote OpenAI-compatible engine instead "
+                        "(http://host:port/v1; key from $HEARTH_ENGINE_KEY or Settings › Engines)")
     p.set_defaults(func=run_models)
 
     p = subparsers.add_parser("rm", help="delete a downloaded or imported model",
@@ -39,7 +42,24 @@ def _params(n: int | None) -> str:
     return f"{n / 1e9:.1f}B" if n >= 1e9 else f"{n / 1e6:.0f}M"
 
 
+def run_remote_models(url: str, as_json: bool) -> int:
+    """``models --engine URL``: what the engine lists, with what it says about each."""
+    from core.engine.remote import connect
+
+    with connect(url) as engine:
+        for m in engine.models():
+            if as_json:
+                print(json.dumps(m.to_json()))
+                continue
+            size = human(m.size_bytes) if m.size_bytes else "?"
+            print(f"{m.id:<60} {m.server:<18} {_params(m.n_params):>6} "
+                  f"{m.n_ctx or '?':>7} ctx {size:>9}")  # unknown, never 0
+    return 0
+
+
 def run_models(args: argparse.Namespace) -> int:
+    if args.engine:
+        return run_remote_models(args.engine, args.json)
     for e in Library().models():
         if args.json:
             print(json.dumps(e.to_json()))

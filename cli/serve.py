@@ -12,13 +12,13 @@ import contextlib
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
 
 from cli.generate import add_model_arguments
 from core.engine import EngineConfig
-from core.engine.process.client import EngineClient
-from server import DEFAULT_PORT, ModelRouter, ServerConfig, create_server
+from core.engine.pool import EnginePool
+from server import DEFAULT_PORT, ServerConfig, create_server
 from server.config import DEFAULT_BODY_LIMIT
+from server.pool_router import PoolRouter
 
 
 def at_least(minimum: int) -> Callable[[str], int]:
@@ -89,10 +89,11 @@ def run_serve(args: argparse.Namespace) -> int:
     config.check()  # refuse an unsafe host before loading anything
     from server.run import serve_forever
 
-    client = EngineClient()
-    backend: Any = client  # an EngineBackend (its cancel() takes a request id after #14)
+    # An engine pool: the chosen model is the default one, and a request naming another
+    # model of the library loads it beside it (or in its place when memory is short).
+    pool = EnginePool(defaults=engine_config(args))
     try:
-        router = ModelRouter(backend)
+        router = PoolRouter(pool)
         srv = create_server(router, config)
         router.load_async(engine_config(args))
         key = " (API key required)" if config.api_key else ""
@@ -102,5 +103,5 @@ def run_serve(args: argparse.Namespace) -> int:
             serve_forever(srv)
         print("hearth-cli: server stopped", file=sys.stderr)
     finally:
-        client.close()
+        pool.close()
     return 0

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from core.engine.api import EngineBackend, LoadedModelInfo
 from core.engine.config import EngineConfig
@@ -105,6 +106,19 @@ class ModelRouter:
 
     def all(self) -> list[Served]:
         return [self.served]
+
+    def listing(self) -> list[dict[str, Any]]:
+        """``/v1/models``' entries: what is served (an engine pool lists its whole library)."""
+        return [{"id": s.public_name, "object": "model", "created": s.created,
+                 "owned_by": "hearth"} for s in self.all() if s.info is not None]
+
+    def find(self, model_id: str) -> dict[str, Any] | None:
+        """The ``/v1/models/{id}`` entry for any name the model is served by, or None."""
+        for served in self.all():
+            if served.info is not None and model_id in served.names():
+                return {"id": served.public_name, "object": "model",
+                        "created": served.created, "owned_by": "hearth"}
+        return None
 
     def backend_for(self, model: str | None) -> tuple[EngineBackend, str, LoadedModelInfo]:
         """The backend for a request's ``model``, the name to answer with and what it has

@@ -176,19 +176,15 @@ async def embed(srv: Any, backend: Any, texts: list[str], lane: Lane) -> np.ndar
 
 @router.get("/v1/models", tags=["models"])
 async def list_models(request: Request) -> Any:
-    srv = _srv(request)
-    data = [{"id": s.public_name, "object": "model", "created": s.created,
-             "owned_by": "hearth"} for s in srv.router.all() if s.info is not None]
+    data = await asyncio.to_thread(_srv(request).router.listing)  # a pool scans its library
     return {"object": "list", "data": data}
 
 
 @router.get("/v1/models/{model_id}", tags=["models"])
 async def get_model(model_id: str, request: Request) -> Any:
-    srv = _srv(request)
-    for served in srv.router.all():
-        if served.info is not None and model_id in served.names():
-            return {"id": served.public_name, "object": "model", "created": served.created,
-                    "owned_by": "hearth"}
+    found = await asyncio.to_thread(_srv(request).router.find, model_id)
+    if found is not None:
+        return found
     raise APIError(404, f"The model '{model_id}' is not served here.", code="model_not_found",
                    param="model")
 

@@ -172,7 +172,10 @@ class LoadedModelInfo:
 
     @property
     def placement(self) -> str:
-        """Where the model runs, in a few words ("GPU 18/18 layers", "CPU")."""
+        """Where the model runs, in a few words ("GPU 18/18 layers", "CPU", "remote: vLLM at
+        gpu-box:8000")."""
+        if self.source == "remote":
+            return f"remote: {self.device}"
         if self.gpu_layers == 0:
             return "CPU"
         return f"{self.device} {min(self.gpu_layers, self.n_layer)}/{self.n_layer} layers"

@@ -2,7 +2,10 @@
 
 It runs in the process that shows the figures (the GUI's or the CLI's), not in the worker,
 so a busy or crashed worker cannot stop the readings, and it watches the worker by pid
-(:meth:`TelemetrySampler.set_pid` when the worker restarts). Timestamps are
+(:meth:`TelemetrySampler.set_pid` when the worker restarts). With an engine pool there are
+several workers: :meth:`set_pids` watches them all from the same thread, so the machine's
+power is read once per tick and shared out by each worker's CPU (``Sample.procs``), never
+counted once per worker as one sampler per worker would. Timestamps are
 ``time.perf_counter_ns`` — CLOCK_MONOTONIC, the clock :class:`RequestMetrics` and
 ``TextEvent.t_ns`` use in every process — so a request's window can be cut out of the ring
 buffer directly. A sample is one small frozen dataclass; sources keep their handles open
@@ -11,6 +14,7 @@ between samples, so a tick is a handful of syscalls.
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 import time
@@ -25,6 +29,15 @@ from core.telemetry.power.detect import detect_power
 from core.telemetry.power.nvml import GpuStats
 
 _NO_GPU = GpuStats(None, None, None, None)
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessSample:
+    """One watched process at one instant (``cpu_percent``: 100 = one core busy)."""
+
+    pid: int
+    cpu_percent: float | None
+    rss_bytes: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +56,7 @@ class Sample:
     vram_used_bytes: int | None = None
     vram_total_bytes: int | None = None
     gpu_temp_c: float | None = None
+    procs: tuple[ProcessSample, ...] = ()  # every watched pid (set_pids), the main one first
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -66,6 +80,7 @@ class TelemetrySampler:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._proc: psutil.Process | None = None
+        self._others: dict[int, psutil.Process] = {}
         self.pid: int | None = None
         self.set_pid(os.getpid() if pid is None else pid)
 
@@ -81,6 +96,22 @@ class TelemetrySampler:
                     self._proc.cpu_percent(None)  # primes: the next call measures from here
                 except psutil.Error:
                     self._proc = None
+
+    def set_pids(self, pids: list[int] | set[int] | dict[int, str]) -> None:
+        """Also watch these processes (an engine pool's workers); the main pid stays.
+        Each sample then carries every one's CPU and RSS in ``procs``, and the power
+        estimate counts their CPU together."""
+        with self._lock:
+            keep = {pid: proc for pid, proc in self._others.items() if pid in pids}
+            for pid in pids:
+                if pid in keep or pid == self.pid:
+                    continue
+                try:
+                    keep[pid] = psutil.Process(pid)
+                    keep[pid].cpu_percent(None)
+                except psutil.Error:
+                    continue
+            self._others = keep
 
     def start(self) -> TelemetrySampler:
         """Start the thread (idempotent); takes a first sample at once."""
@@ -127,9 +158,15 @@ class TelemetrySampler:
         with self._lock:
             t_ns = time.perf_counter_ns()
             cpu_pct, rss = self._process_stats()
+            procs = self._other_stats()
+            total_cpu = cpu_pct
+            if procs:
+                total_cpu = (cpu_pct or 0.0) + sum(p.cpu_percent or 0.0 for p in procs)
+            if self.pid is not None:
+                procs = (ProcessSample(self.pid, cpu_pct, rss), *procs)
             cpu_w = gpu_w = None
             for src in self.power.sources:
-                watts = src.read(t_ns, cpu_pct)
+                watts = src.read(t_ns, total_cpu)
                 if watts is None:
                     continue
                 if src.kind == "gpu":
@@ -141,7 +178,7 @@ class TelemetrySampler:
             stats = gpu.stats() if gpu is not None else _NO_GPU
             sample = Sample(t_ns, power, self.power.label, cpu_w, gpu_w, cpu_pct, rss,
                             stats.util_pct, stats.vram_used_bytes, stats.vram_total_bytes,
-                            stats.temp_c)
+                            stats.temp_c, procs)
             self._samples.append(sample)
             return sample
 
@@ -155,6 +192,37 @@ class TelemetrySampler:
         except psutil.Error:  # the worker exited; a restart will set_pid again
             self._proc = None
             return None, None
+
+    def _other_stats(self) -> tuple[ProcessSample, ...]:
+        out = []
+        for pid, proc in list(self._others.items()):
+            if pid == self.pid:
+                continue
+            try:
+                with proc.oneshot():
+                    out.append(ProcessSample(pid, proc.cpu_percent(None),
+                                             proc.memory_info().rss))
+            except psutil.Error:  # that worker was unloaded
+                del self._others[pid]
+        return tuple(out)
+
+    def process_energy_j(self, pid: int, since_ns: int | None = None) -> float | None:
+        """Joules attributable to ``pid`` since ``since_ns``: each interval's energy (the
+        trapezoid of the sampled power) times the process's share of the watched
+        processes' CPU over it. None without power readings or samples of that pid."""
+        samples = self.samples(since_ns)
+        joules, seen = 0.0, False
+        for a, b in itertools.pairwise(samples):
+            if a.power_w is None or b.power_w is None:
+                continue
+            mine = next((p.cpu_percent for p in b.procs if p.pid == pid), None)
+            total = sum(p.cpu_percent or 0.0 for p in b.procs)
+            if mine is None:
+                continue
+            seen = True
+            if total > 0:
+                joules += (a.power_w + b.power_w) / 2 * (b.t_ns - a.t_ns) / 1e9 * mine / total
+        return joules if seen else None
 
     # -- reading ---------------------------------------------------------------------
     def latest(self) -> Sample | None:
