@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QMainWindow, QMessageBox, QToolButton
 
 from app.bridge import Background, EngineBridge
 from app.chat_view import footer_text
+from app.documents_pane import DocumentsPane
 from app.layout import build_central, dock_width
 from app.menus import build_menus
 from app.metrics_panel import MetricsPanel
@@ -67,6 +68,7 @@ class MainWindow(QMainWindow):
         self.panel = MetricsPanel(bridge, None, None, self)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.panel)
         build_menus(self)
+        self.documents = DocumentsPane(self)  # View › Documents; sends with collections
         install_tools(self)  # Tools: Benchmark…, Cost…, a profile per chat
         install_server_menu(self)  # Server › Start local server (app/server_dialog.py)
         panel_button = QToolButton()
@@ -220,6 +222,7 @@ class MainWindow(QMainWindow):
         if self.bridge.busy:
             return
         self.session.new_chat()
+        self.documents.set_chat(None)
         self.view.clear()
         self.system_prompt.clear()
         self.settings.last_chat_id = 0
@@ -241,6 +244,7 @@ class MainWindow(QMainWindow):
         self.system_prompt.setText(conv.system_prompt)
         self.settings.last_chat_id = conv.chat_id or 0
         self.chat_list.select(conv.chat_id)
+        self.documents.set_chat(conv.chat_id)
         self._update_buttons()
         self._focus_input()
         self.chatShown.emit(conv.chat_id or 0)
@@ -287,7 +291,7 @@ class MainWindow(QMainWindow):
     def _start_reply(self, request) -> None:
         self.view.add("assistant", "")
         self._saver.start()
-        self.bridge.generate(request)
+        self.documents.generate(request, self.bridge.generate)
 
     def _on_text(self, text: str) -> None:
         if not self.session.streaming or self.view.last is None:
@@ -368,5 +372,6 @@ class MainWindow(QMainWindow):
         settings = self.settings
         self.io.run(lambda: save_settings(settings))
         self.io.shutdown()
+        self.documents.shutdown()
         super().closeEvent(event)
 

@@ -46,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="skip speculative decoding (F32 + twin, prompt lookup)")
     parser.add_argument("--skip-batched", action="store_true",
                         help="skip many sequences per decode and the hearth-cli path")
+    parser.add_argument("--skip-docs", action="store_true",
+                        help="skip the documents retrieval evaluation (bench/docs_bench.py)")
     parser.add_argument("--skip-quality", action="store_true",
                         help="skip hearth-cli bench vs llama-bench / llama-perplexity")
     parser.add_argument("--skip-server", action="store_true",
@@ -68,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     cold_start.main([])
     if not args.skip_speculative:
         bench_speculative(args.rounds)
+    if not args.skip_docs:
+        from bench import docs_bench
+
+        save("docs", docs_bench.main([]))
     if not args.skip_quality:
         from bench import quality_bench
 

@@ -206,6 +206,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_engine_argument(gen)
     add_speculation_arguments(gen)
     add_sampling_arguments(gen)
+    from cli.docs import add_generate_arguments
+
+    add_generate_arguments(gen)  # --docs NAME, --docs-budget N
     gen.set_defaults(func=run_generate)
 
     chat = subparsers.add_parser("chat", help="interactive chat in the terminal")
@@ -275,6 +278,10 @@ def run_generate(args: argparse.Namespace) -> int:
         messages = [ChatMessage("system", args.system)] if args.system else []
         messages.append(ChatMessage("user", args.chat))
     request = _request(args, messages)
+    if args.docs:
+        from cli.docs import documents_request
+
+        request = documents_request(args, request)  # retrieval, budget, lookup speculation
     with engine_from_args(args) as engine:
         if args.json:
             loaded = engine.loaded
