@@ -14,12 +14,13 @@ Signals: ``finished(list)`` with the stored :class:`Measurement` rows of the run
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import QProcess, QProcessEnvironment, Qt, Signal
+from PySide6.QtCore import QProcess, QProcessEnvironment, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -46,6 +47,8 @@ from core.planning.measured import Measurement, MeasurementStore
 COLUMNS = ["File", "Quant", "Prefill tok/s", "Decode tok/s", "TTFT ms", "J/token",
            "Peak MiB", "Perplexity", "KL vs ref.", "Same top"]
 VARIANTS = ("Q8_0", "F16", "F32")
+CANCEL_GRACE_MS = 15_000  # a benchmark child that ignores SIGINT is killed after this
+log = logging.getLogger("hearth.app")
 QtChecked, QtUnchecked = Qt.CheckState.Checked, Qt.CheckState.Unchecked
 
 
@@ -267,9 +270,18 @@ class BenchmarkDialog(QDialog):
         self._cancelled = True
         if pid and os.name == "posix":
             os.kill(pid, signal.SIGINT)
+            # A child that cannot take the signal must still go: killed after a grace
+            # period (what it stored is kept; only the unfinished row is lost).
+            QTimer.singleShot(CANCEL_GRACE_MS, lambda: self._kill_if(proc))
         else:
             proc.kill()
         self.status.setText("Cancelling…")
+
+    def _kill_if(self, proc: QProcess) -> None:
+        if self.process is proc and proc.state() != QProcess.ProcessState.NotRunning:
+            log.warning("the benchmark did not stop on SIGINT within %d ms: killed",
+                        CANCEL_GRACE_MS)
+            proc.kill()
 
     def _set_running(self, on: bool) -> None:
         self.start_button.setEnabled(not on)

@@ -12,6 +12,7 @@ import argparse
 import importlib
 import logging
 import pkgutil
+import signal
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -50,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``hearth-cli`` console script."""
+    if argv is None:  # a process of its own (tests call main in-process with argv)
+        _make_interruptible()
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_log(verbose=args.verbose)
@@ -65,6 +68,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+
+
+def _make_interruptible() -> None:
+    """Ctrl-C (and the app's Cancel, which sends SIGINT) must stop a reply or a benchmark
+    whatever the parent left us: a process inherits an ignored SIGINT (a background job of
+    a non-interactive shell) and a blocked one (started from a thread that had it masked),
+    and then the signal never arrives."""
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 if __name__ == "__main__":  # pragma: no cover
