@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import time
@@ -112,6 +113,10 @@ def bench_batching(model: Path) -> None:
     rows, setup = bench_batched(model)
     print_table(f"Continuous batching vs llama-batched-bench — pp{setup['pp']} + tg{setup['tg']}, "
                 f"{setup['threads']} threads (goal >= 0.95 at every width)", rows)
+    if any(math.isnan(h) for r in rows for h in r.hearth):
+        print("nan: the first streams had finished before the last one started decoding, so "
+              "all of them never decoded at once (prompts that arrive together are admitted a "
+              "few tokens per step beside running streams)")
     path = save("batched", {"setup": setup, "rows": [r.to_dict() for r in rows]})
     print(f"\nraw samples: {path}", file=sys.stderr)
     rows, setup = bench_cli(model)

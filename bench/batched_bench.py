@@ -12,6 +12,7 @@ the engine's own per-token stamps (so the prefill of late arrivals is not counte
 from __future__ import annotations
 
 import json
+import math
 import random
 import subprocess
 import threading
@@ -67,8 +68,10 @@ def hearth_aggregate(client: EngineClient, width: int, n_vocab: int, seed: int) 
     assert all(f is not None and f.metrics.decode_tokens == N_TG + 1 for f in finals), finals
     start = max(s[0] for s in stamps)  # the last stream's first token: all B decode now
     end = min(s[-1] for s in stamps)  # the first stream's last token
+    if end <= start:  # the first streams ended before the last began: never all B at once
+        return math.nan  # no such figure, rather than a 0 that reads as "measured slow"
     n = sum(1 for s in stamps for t in s if start < t <= end)
-    return n / ((end - start) / 1e9) if end > start else 0.0
+    return n / ((end - start) / 1e9)
 
 
 def bench_batched(model: Path, rounds: int = 3) -> tuple[list[Row], dict[str, object]]:
