@@ -79,7 +79,9 @@ def bench_batched(model: Path, rounds: int = 3) -> tuple[list[Row], dict[str, ob
     threads = default_threads()
     rows = {w: Row(f"aggregate decode, {w} seq (tok/s)", reference_name="llama-batched-bench")
             for w in WIDTHS}
-    config = EngineConfig(model_path=model, n_ctx=N_CTX, n_batch=2048, n_ubatch=512,
+    # Each Hearth request asks N_TG + 1 tokens (its first comes from the prefill and is not
+    # counted), so its KV reservation is one cell more than llama-batched-bench's per sequence.
+    config = EngineConfig(model_path=model, n_ctx=N_CTX + max(WIDTHS), n_batch=2048, n_ubatch=512,
                           n_seq_max=max(WIDTHS), n_threads=threads)
     with EngineClient() as client:
         loaded = client.load(config)

@@ -8,16 +8,14 @@ Each step (the shape of llama-server's ``update_slots``):
    request is evaluating right now — copies those cells (``seq_cp``) instead of evaluating
    them again (:mod:`core.engine.runtime.admission`);
 2. put one token of every decoding sequence into the batch, then prompt chunks of the
-   prefilling ones up to a budget sized so a long prompt never stalls the running streams
-   (:class:`PrefillBudget`);
+   prefilling ones up to a budget that keeps running streams' pace (:class:`PrefillBudget`);
 3. decode once, with logits only at the positions that are sampled;
 4. sample each of those positions with its request's own chain (greedy: numpy's argmax over
    llama.cpp's row), emit through the request's :class:`TokenEmitter`, finish what ended.
 
-Finished and cancelled requests free their sequence at once; their cells stay cached (the
-next chat turn reuses them) until the space is needed, least recently used first.
-A lone decoding request with a speculator configured runs speculative rounds instead of
-plain steps; as soon as a second request is admitted, it continues in the plain batch.
+Finished and cancelled requests free their sequence at once; their cells stay cached
+until the space is needed, least recently used first. A lone decoding request with a
+speculator runs speculative rounds; once a second is admitted, it joins the plain batch.
 """
 
 from __future__ import annotations
@@ -46,6 +44,9 @@ if TYPE_CHECKING:
     from core.engine.speculative.speculator import Speculator
 
 QUEUE_LIMIT = 64
+
+
+BURST_TOKENS = 2  # streams with fewer generated tokens count as arrivals of the same burst
 
 
 class PrefillBudget:
@@ -160,6 +161,14 @@ class Scheduler:
         self.running = [j for j in self.running if j.state != "done"]
         return not self.idle
 
+    def _prefill_cap(self, decoding: list[Job], n_decoding: int) -> int:
+        """Prompt tokens this step may carry: up to ``n_batch`` for a burst (every decoding
+        stream has just its first token: no reply's pace to protect yet; a few tokens per step
+        let the first finish before the last began), else the budget's share."""
+        young = all(job.seq is not None and len(job.seq.tokens) - len(job.tokens) < BURST_TOKENS
+                    for job in decoding)
+        return self._batch.room if n_decoding and young else self.budget.cap(n_decoding)
+
     def _batched_step(self) -> None:
         batch = self._batch
         batch.clear()
@@ -178,7 +187,7 @@ class Scheduler:
             outputs.append((job, batch.add(job.pending, len(job.seq.tokens), job.seq.seq_id,
                                            True)))
         n_decoding = batch.n
-        room = min(batch.room, self.budget.cap(n_decoding))
+        room = min(batch.room, self._prefill_cap(decoding, n_decoding))
         prefilling: list[Job] = []
         # A prefix lender stops its chunk where a borrower's shared prefix ends, so the
         # borrower copies the cells before the lender's sliding window moves past them.
