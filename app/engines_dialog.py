@@ -14,21 +14,18 @@ from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QDialog,
     QFormLayout,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QPushButton,
-    QTableWidget,
-    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
 from app.bridge import Background
+from app.tables import make_table, set_row
 from core.engine.remote import RemoteBackend, RemoteModel, RetryPolicy, Timeouts
 from core.errors import HearthError
 from core.models.engines import Endpoint, EndpointStore
@@ -36,26 +33,6 @@ from core.models.engines import Endpoint, EndpointStore
 # Listing models for the picker: an engine that is down must not hold the tab for long.
 LIST_TIMEOUTS = Timeouts(connect_s=3.0, read_s=10.0)
 LIST_RETRY = RetryPolicy(retries=1, max_wait_s=5.0)
-
-
-def _table(headers: list[str]) -> QTableWidget:
-    table = QTableWidget(0, len(headers))
-    table.setHorizontalHeaderLabels(headers)
-    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-    table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-    table.verticalHeader().hide()
-    table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-    table.horizontalHeader().setStretchLastSection(True)
-    return table
-
-
-def _row(table: QTableWidget, row: int, values: list[str], data: Any) -> None:
-    for col, value in enumerate(values):
-        item = QTableWidgetItem(value)
-        item.setData(Qt.ItemDataRole.UserRole, data)
-        item.setToolTip(value)
-        table.setItem(row, col, item)
 
 
 def _message(err: Exception) -> str:
@@ -105,7 +82,7 @@ class EnginesDialog(QDialog):
                        "another Hearth. Their models appear in File › Models… › Remote.")
         intro.setWordWrap(True)
         col.addWidget(intro)
-        self.table = _table(["Name", "Address", "Key"])
+        self.table = make_table(["Name", "Address", "Key"])
         self.table.itemSelectionChanged.connect(self._selected)
         col.addWidget(self.table, 1)
         form = QFormLayout()
@@ -149,7 +126,7 @@ class EnginesDialog(QDialog):
         self._endpoints = endpoints
         self.table.setRowCount(len(endpoints))
         for i, ep in enumerate(endpoints):
-            _row(self.table, i, [ep.name, ep.base_url, "saved" if ep.has_key else "none"],
+            set_row(self.table, i, [ep.name, ep.base_url, "saved" if ep.has_key else "none"],
                  ep.id)
         if not endpoints and not self.status.text():
             self.status.setText("No engines yet: enter an address, Test, then Save.")
@@ -252,7 +229,7 @@ class RemoteModelsTab(QWidget):
                                report=lambda err: self.status.setText(str(err)))
         self._rows: list[tuple[Endpoint, RemoteModel]] = []
         col = QVBoxLayout(self)
-        self.table = _table(["Model", "Engine", "Source", "Context", "Address"])
+        self.table = make_table(["Model", "Engine", "Source", "Context", "Address"])
         col.addWidget(self.table, 1)
         row = QHBoxLayout()
         self.status = QLabel("")
@@ -290,7 +267,7 @@ class RemoteModelsTab(QWidget):
         self._rows = rows
         self.table.setRowCount(len(rows))
         for i, (ep, m) in enumerate(rows):
-            _row(self.table, i, [m.id, ep.name, m.source, f"{m.n_ctx:,}" if m.n_ctx else "?",
+            set_row(self.table, i, [m.id, ep.name, m.source, f"{m.n_ctx:,}" if m.n_ctx else "?",
                                  ep.base_url], i)
         summary = (f"{len(rows)} remote models" if rows or problems
                    else "No remote engines yet: Engines… adds one.")

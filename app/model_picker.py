@@ -10,12 +10,10 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QComboBox,
     QDialog,
     QFileDialog,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QListWidget,
@@ -23,8 +21,6 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSpinBox,
-    QTableWidget,
-    QTableWidgetItem,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -32,6 +28,7 @@ from PySide6.QtWidgets import (
 
 from app.bridge import Background
 from app.engines_dialog import RemoteModelsTab
+from app.tables import make_table, set_row
 from app.wording import plural
 from core.models.hub.download import Downloader
 from core.models.hub.events import DownloadControl, DownloadEvent
@@ -42,26 +39,6 @@ from core.settings import Settings
 
 def _size(n: int) -> str:
     return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
-
-
-def _table(headers: list[str]) -> QTableWidget:
-    table = QTableWidget(0, len(headers))
-    table.setHorizontalHeaderLabels(headers)
-    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-    table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-    table.verticalHeader().hide()
-    table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-    table.horizontalHeader().setStretchLastSection(True)
-    return table
-
-
-def _set_row(table: QTableWidget, row: int, values: list[str], key: str) -> None:
-    for col, value in enumerate(values):
-        item = QTableWidgetItem(value)
-        item.setData(Qt.ItemDataRole.UserRole, key)
-        item.setToolTip(value)
-        table.setItem(row, col, item)
 
 
 class _Progress(QObject):
@@ -115,7 +92,7 @@ class ModelPicker(QDialog):
     def _local_tab(self) -> QWidget:
         tab = QWidget()
         col = QVBoxLayout(tab)
-        self.local_table = _table(["Model", "Quant", "Size", "Architecture", "Source", "Fit",
+        self.local_table = make_table(["Model", "Quant", "Size", "Architecture", "Source", "Fit",
                                    "Measured here"])
         self.local_table.itemSelectionChanged.connect(self._local_selected)
         col.addWidget(self.local_table, 1)
@@ -144,7 +121,7 @@ class ModelPicker(QDialog):
         self.repos.itemClicked.connect(lambda item: self.list_files(item.data(
             Qt.ItemDataRole.UserRole)))
         body.addWidget(self.repos, 1)
-        self.files = _table(["File", "Size", "Quant", "Fit on this computer"])
+        self.files = make_table(["File", "Size", "Quant", "Fit on this computer"])
         body.addWidget(self.files, 2)
         col.addLayout(body, 1)
         dl_row = QHBoxLayout()
@@ -234,7 +211,7 @@ class ModelPicker(QDialog):
         self._entries = {}
         for i, (entry, verdict, measured) in enumerate(rows):
             self._entries[entry.id] = entry
-            _set_row(self.local_table, i, [entry.name, entry.quant or "?", _size(entry.size),
+            set_row(self.local_table, i, [entry.name, entry.quant or "?", _size(entry.size),
                                            entry.architecture or "?", entry.source, verdict,
                                            measured], entry.id)
         self.status.setText(f"{plural(len(rows), 'model')} on this computer")
@@ -298,7 +275,7 @@ class ModelPicker(QDialog):
             verdict = label(plan) if plan else ("incomplete split" if not m.complete else "")
             if m.name == fit.recommended:
                 verdict = "★ recommended · " + verdict
-            _set_row(self.files, i, [m.name, _size(m.size), m.quant or "?", verdict], m.name)
+            set_row(self.files, i, [m.name, _size(m.size), m.quant or "?", verdict], m.name)
             if m.name == fit.recommended:
                 self.files.selectRow(i)
         self.status.setText(" ".join(fit.notes[-1:]) or f"{len(shown)} files")
