@@ -11,10 +11,11 @@ import argparse
 import json
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cli.arguments import at_least
 from cli.plan import apply_profile
 from core.engine import (
     ChatMessage,
@@ -35,23 +36,8 @@ if TYPE_CHECKING:
     from core.engine.remote import RemoteBackend
 
 
-def _int_at_least(minimum: int) -> Callable[[str], int]:
-    """An argparse type: a whole number >= ``minimum``, with a one-line error otherwise."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
-        return value
-
-    return parse
-
-
-_positive_int = _int_at_least(1)
-_non_negative_int = _int_at_least(0)
+_positive_int = at_least(1)
+_non_negative_int = at_least(0)
 
 
 def _non_negative_float(text: str) -> float:

@@ -11,8 +11,8 @@ import argparse
 import contextlib
 import os
 import sys
-from collections.abc import Callable
 
+from cli.arguments import at_least
 from cli.generate import add_model_arguments
 from core.engine import EngineConfig
 from core.engine.pool import EnginePool
@@ -20,20 +20,6 @@ from server import DEFAULT_PORT, ServerConfig, create_server
 from server.config import DEFAULT_BODY_LIMIT
 from server.pool_router import PoolRouter
 
-
-def at_least(minimum: int) -> Callable[[str], int]:
-    """An argparse type: a whole number >= ``minimum`` (one-line error otherwise)."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
-        return value
-
-    return parse
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     serve = subparsers.add_parser("serve", help="serve the OpenAI API on this machine")

@@ -1,13 +1,16 @@
 """User settings: one JSON file in Hearth's home, read and written whole.
 
 Unknown keys are ignored and missing keys take defaults, so settings written by another
-version still load; a damaged file is set aside (renamed) rather than crashing the app.
+version still load; a bad value takes its default alone, and a damaged file is set aside
+(renamed) rather than crashing the app.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import shutil
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -17,6 +20,8 @@ from core.engine.sampling import PRESETS, SamplingParams
 from core.errors import ConfigError
 from core.paths import hearth_home
 from core.planning.profiles import Profile, ProfilePlan, all_profiles
+
+_log = logging.getLogger("hearth.settings")
 
 
 @dataclass
@@ -170,19 +175,50 @@ def settings_path() -> Path:
 
 
 def load_settings(path: Path | None = None) -> Settings:
-    """The saved settings, or defaults; a corrupt file is renamed ``.bad`` and replaced."""
+    """The saved settings, or defaults. One bad value costs only itself: it takes its
+    default, is named in the log, and the file as it was is kept beside it as
+    ``settings.json.bad`` (nothing the user set is lost). A file that is not a JSON object
+    at all is renamed ``.bad`` and replaced."""
     path = path or settings_path()
     try:
         data = json.loads(path.read_text())
-        known = {f.name for f in fields(Settings)}
-        settings = Settings(**{k: v for k, v in data.items() if k in known})
-        settings.validate()
-        return settings
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
     except FileNotFoundError:
         return Settings()
-    except (ValueError, TypeError, ConfigError):
+    except (OSError, ValueError) as err:
+        _log.warning("settings file %s is unreadable (%s); set aside as .bad, defaults used",
+                     path, err)
         os.replace(path, path.with_suffix(".json.bad"))
         return Settings()
+    settings, rejected = Settings(), []
+    for f in fields(Settings):  # field order: profiles come before the choices naming them
+        if f.name not in data:
+            continue
+        value = data[f.name]
+        try:
+            _check_type(f.name, value, getattr(settings, f.name))
+            candidate = replace(settings, **{f.name: value})
+            candidate.validate()
+        except (ConfigError, TypeError, ValueError) as err:
+            rejected.append(f.name)
+            _log.warning("setting %r = %r ignored, default kept: %s", f.name, data[f.name], err)
+            continue
+        settings = candidate
+    if rejected:
+        shutil.copyfile(path, path.with_suffix(".json.bad"))
+    return settings
+
+
+def _check_type(name: str, value: Any, default: Any) -> None:
+    """A value read from the file has its setting's type (a whole number where a decimal is
+    expected is fine); ``validate`` checks ranges, not types."""
+    expected = float if isinstance(default, float) else type(default)
+    ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        ok = True
+    if not ok:
+        raise ConfigError(f"{name} must be {expected.__name__}, not {type(value).__name__}")
 
 
 def save_settings(settings: Settings, path: Path | None = None) -> None:

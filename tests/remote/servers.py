@@ -55,8 +55,60 @@ def parse_prometheus_prefixed(text: str, prefix: str) -> dict[str, float]:
     return out
 
 
-class LlamaServer:
+class _ServerProcess:
+    """A server process on ``HOST:port``: its URLs, waiting for ``/health`` to answer 200
+    (Hearth's answers 503 while its model loads), stopping it."""
+
+    name = "server"
+    port: int
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None
+
+    @property
+    def root(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """The OpenAI base URL, as a user types it."""
+        return f"{self.root}/v1"
+
+    def _wait_healthy(self, timeout: float) -> None:
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited ({self.proc.returncode}): "
+                                   + self.log_path.read_text(errors="replace")[-2000:])
+            try:
+                if httpx.get(f"{self.root}/health", timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"{self.name} did not become healthy in {timeout:.0f} s")
+            time.sleep(0.1)
+
+    def kill(self) -> None:
+        """SIGKILL: the connections drop as if the machine went away."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+class LlamaServer(_ServerProcess):
     """One ``llama-server`` process; ``api_key`` makes it demand a key."""
+
+    name = "llama-server"
 
     def __init__(self, exe: Path, model: Path, log_dir: Path, *, api_key: str | None = None,
                  parallel: int = 4, ctx: int = 8192, alias: str = ALIAS,
@@ -70,15 +122,6 @@ class LlamaServer:
         self.log_path = log_dir / f"llama-server-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    @property
-    def root(self) -> str:
-        return f"http://{HOST}:{self.port}"
-
-    @property
-    def url(self) -> str:
-        """The OpenAI base URL, as a user types it."""
-        return f"{self.root}/v1"
-
     def start(self, timeout: float = 120.0) -> LlamaServer:
         cmd = [str(self.exe), "-m", str(self.model), "--host", HOST, "--port", str(self.port),
                "-c", str(self.ctx), "-np", str(self.parallel), "-t", str(self.threads),
@@ -91,19 +134,8 @@ class LlamaServer:
         log = self.log_path.open("wb")
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
         log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"llama-server exited ({self.proc.returncode}): "
-                                   + self.log_path.read_text(errors="replace")[-2000:])
-            try:
-                if httpx.get(f"{self.root}/health", timeout=1.0).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"llama-server did not become healthy in {timeout:.0f} s")
+        self._wait_healthy(timeout)
+        return self
 
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
@@ -123,37 +155,17 @@ class LlamaServer:
                 return m
             time.sleep(0.02)
 
-    def kill(self) -> None:
-        """SIGKILL: the connections drop as if the machine went away."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
 
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-
-class HearthServe:
+class HearthServe(_ServerProcess):
     """``hearth-cli serve`` on the bundled model in its own process and data folder."""
+
+    name = "hearth-cli serve"
 
     def __init__(self, model: Path, home: Path) -> None:
         self.model, self.home = model, home
         self.port = free_port()
         self.log_path = home / "serve.out"
         self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def root(self) -> str:
-        return f"http://{HOST}:{self.port}"
-
-    @property
-    def url(self) -> str:
-        return f"{self.root}/v1"
 
     def start(self, repo_root: Path, timeout: float = 120.0) -> HearthServe:
         env = {**os.environ, "PYTHONPATH": str(repo_root), "HEARTH_HOME": str(self.home)}
@@ -163,21 +175,8 @@ class HearthServe:
                 [sys.executable, "-m", "cli", "serve", "--host", HOST, "--port",
                  str(self.port), "--model", str(self.model)], stdout=log,
                 stderr=subprocess.STDOUT, env=env, cwd=repo_root)
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError("hearth-cli serve exited: "
-                                   + self.log_path.read_text(errors="replace")[-2000:])
-            try:
-                # /health answers 503 while the model loads (the server's contract)
-                if httpx.get(f"{self.root}/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"hearth-cli serve did not come up in {timeout:.0f} s")
-            time.sleep(0.2)
+        self._wait_healthy(timeout)
+        return self
 
     def metrics(self) -> dict[str, float]:
         r = httpx.get(f"{self.root}/metrics", timeout=5.0)
@@ -193,12 +192,3 @@ class HearthServe:
             if m.get("busy_sequences", 0) == 0 or waited > timeout:
                 return m, waited
             time.sleep(0.02)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
