@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import llama_cpp
 import psutil
 
 from core.engine.runtime.model import LoadedModel
@@ -42,15 +43,27 @@ def kv_cache_bytes(model: LoadedModel, n_ctx: int) -> int:
     return sum(per_layer)
 
 
+def host_kv_share(model: LoadedModel, n_gpu_layers: int) -> float:
+    """The part of the KV cache that lives in host memory: the layers llama.cpp keeps on
+    the CPU (all of them on a build without GPU offload, whatever was asked)."""
+    if n_gpu_layers == 0 or not llama_cpp.llama_supports_gpu_offload():
+        return 1.0
+    on_gpu = model.n_layer if n_gpu_layers < 0 else min(n_gpu_layers, model.n_layer)
+    return 1.0 - on_gpu / max(1, model.n_layer)
+
+
 def check_context_fits(model: LoadedModel, n_ctx: int, n_gpu_layers: int) -> None:
     """Refuse a context that cannot fit, before llama.cpp tries: on Linux an allocation
-    larger than free memory can succeed and then get the process killed when touched."""
+    larger than free memory can succeed and then get the process killed when touched.
+    Only the host's part is checked here: the offloaded layers' cells go to the GPU, whose
+    allocator refuses cleanly (llama.cpp then names the failure)."""
     available = psutil.virtual_memory().available
+    share = host_kv_share(model, n_gpu_layers)
     # The exact size needs the file's header (a second or so for a 262k vocabulary): only
     # paid when the instant upper bound says the context might not fit.
-    need = kv_cache_upper_bound(model, n_ctx)
+    need = int(kv_cache_upper_bound(model, n_ctx) * share)
     if need > available:
-        need = kv_cache_bytes(model, n_ctx)
+        need = int(kv_cache_bytes(model, n_ctx) * share)
     if need > available:
         raise ContextTooLargeError(
             f"A {n_ctx:,}-token context needs {need / 2**30:.1f} GiB for its KV cache, "
