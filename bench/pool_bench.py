@@ -2,9 +2,9 @@
 
 The two models are the bundled Gemma 3 270M Q4_K_M and its Q8_0 variant (the tests'
 fixture files), each at n_ctx 512, validated and warmed up as the app loads them. Every
-request (greedy, 8 tokens, no cache reuse) goes through an :class:`EnginePool`, the path
-the app and the server take, and is timed the same way on both sides: the wall time from
-``generate()`` to its DoneEvent (its *latency*).
+request (greedy, one token: the swap is over when it comes; no cache reuse) goes through
+an :class:`EnginePool`, the path the app and the server take, and is timed the same way
+on both sides: the wall time from ``generate()`` to its DoneEvent (its *latency*).
 
 * **plain load** of model M: a fresh pool (a fresh Hearth: no worker process yet) gets a
   request for M, then the same request again with M resident. Its cost is the first
@@ -43,7 +43,7 @@ from bench.engine_bench import Row
 from core.engine import DoneEvent, EngineConfig, GenerationRequest, SamplingParams
 from core.engine.pool import EnginePool, MemoryBudget, predict_cost
 
-N_CTX, N_TOKENS = 512, 8
+N_CTX, N_TOKENS = 512, 1
 PROMPT = "The capital of France is"
 
 
