@@ -37,7 +37,10 @@ BUDGET_TTL_S = 1.0  # a probed budget is reused this long (admission never waits
 # A model keeps its turn for as long as its load took, while it is in use: a request in
 # flight, or one answered less than TURN_GRACE_S ago (a client about to send the next).
 # So two busy clients under a one-model budget take turns of several requests, and loads
-# take at most half the time; a model nobody is using leaves at once.
+# take at most half the time; a model nobody is using leaves at once. The grace holds only
+# against a request that was already waiting when the model's last one ended: one that
+# came after it (one client alternating models, a request at a time) would wait for a
+# next request that its own client is not sending.
 TURN_GRACE_S = 0.1
 
 
@@ -117,6 +120,7 @@ class PoolScheduler(PoolStatus):
             if run is not None:
                 run.ticket = ticket
             self._schedule()
+            self._cond.notify_all()  # the keep-alive thread re-times its wake for this turn
             while True:
                 if ticket.slot is not None:
                     return ticket.slot
@@ -228,7 +232,7 @@ class PoolScheduler(PoolStatus):
         chosen: list[Slot] = []
         order = {"retired": 0, "ready": 1}
         now = time.monotonic()
-        turns = [s for s in rest if self._in_turn(s, now)]
+        turns = [s for s in rest if self._in_turn(s, now, head)]
         for victim in sorted((s for s in rest if s.state in order and s not in turns),
                              key=lambda s: (order[s.state], s.active > 0, s.last_used)):
             if budget.fits(used - freed + cost):
@@ -261,9 +265,12 @@ class PoolScheduler(PoolStatus):
                        else f"{', '.join(s.name for s in leaving + chosen)} unloading")
 
     @staticmethod
-    def _in_turn(slot: Slot, now: float) -> bool:
-        return slot.state == "ready" and now < slot.turn_until and (
-            slot.active > 0 or now - slot.last_used < TURN_GRACE_S)
+    def _in_turn(slot: Slot, now: float, head: Ticket) -> bool:
+        """Whether ``slot`` keeps its turn against ``head`` (see TURN_GRACE_S)."""
+        if slot.state != "ready" or now >= slot.turn_until:
+            return False
+        return slot.active > 0 or (now - slot.last_used < TURN_GRACE_S
+                                   and head.since <= slot.last_used)
 
     def _hand_over(self, donor: Slot, head: Ticket, target: EngineConfig, cost: Cost,
                    why: str) -> None:
@@ -373,7 +380,7 @@ class PoolScheduler(PoolStatus):
                 wake = 1.0
                 now = time.monotonic()
                 for slot in list(self._slots.values()):
-                    if self._queue and self._in_turn(slot, now):
+                    if self._queue and self._in_turn(slot, now, self._queue[0]):
                         wake = min(wake, slot.turn_until - now,
                                    slot.last_used + TURN_GRACE_S - now if not slot.active
                                    else wake)

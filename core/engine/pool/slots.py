@@ -104,6 +104,7 @@ class Ticket:
     cancelled: bool = False
     reason: str = "waiting for its turn"
     told: tuple[int, str] | None = None  # the last (position, reason) given to on_wait
+    since: float = field(default_factory=time.monotonic)  # when it arrived
 
 
 @dataclass
