@@ -194,13 +194,18 @@ async def prepare(state: Any, body: ChatCompletionRequest, info: LoadedModelInfo
     return Prepared(body.model_copy(update={"messages": messages}), prompt)
 
 
-async def with_sources(stream: AsyncIterator[str], prepared: Prepared, results: list[ChoiceResult],
-                       model: str) -> AsyncIterator[str]:
+async def with_sources(stream: AsyncIterator[str], prepared: Prepared,
+                       results: list[ChoiceResult], model: str) -> AsyncIterator[str]:
     """A chat stream with the ``hearth`` chunk before ``[DONE]`` (the replies are whole
     by then, so their citations are resolved)."""
-    async for part in stream:
-        if part == DONE:
-            yield sse({"id": "hearth-sources", "object": "chat.completion.chunk",
-                       "created": int(time.time()), "model": model, "choices": [],
-                       FIELD: prepared.extension(results)})
-        yield part
+    try:
+        async for part in stream:
+            if part == DONE:
+                yield sse({"id": "hearth-sources", "object": "chat.completion.chunk",
+                           "created": int(time.time()), "model": model, "choices": [],
+                           FIELD: prepared.extension(results)})
+            yield part
+    finally:  # a client that left: the inner stream's own finally cancels the engine's work
+        close = getattr(stream, "aclose", None)
+        if close is not None:
+            await close()
