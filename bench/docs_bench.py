@@ -130,6 +130,9 @@ def is_hit(chunk_text: str, passage: str) -> bool:
     return p in text or (half >= 20 and (p[:half] in text or p[half:] in text))
 
 
+_LISTS = {"words": "BM25", "cjk": "trigram", "vectors": "vectors"}
+
+
 def evaluate(retriever: Retriever, questions: list[dict[str, str]], mode: str) -> dict[str, Any]:
     """Recall@5 and MRR@10 of one search mode, with what it ranked (``fused``: the lists
     any question's search fused) and why a list was left out (the search's notes)."""
@@ -146,7 +149,7 @@ def evaluate(retriever: Retriever, questions: list[dict[str, str]], mode: str) -
         fused.update(result.fused)
         notes.update(dict.fromkeys(result.notes))
     return {"mode": result.mode, "recall@5": hits5 / len(questions), "mrr@10": rr / len(questions),
-            "ranks": ranks, "fused": sorted(fused), "notes": list(notes)}
+            "ranks": ranks, "fused": [x for x in _LISTS if x in fused], "notes": list(notes)}
 
 
 def _embedder(path: Path | None) -> tuple[DocumentEmbedder | None, str]:
@@ -318,13 +321,10 @@ def _times(search: Any, questions: list[dict[str, str]], rounds: int = 3) -> dic
             "n": len(samples)}
 
 
-_LISTS = {"words": "BM25", "cjk": "trigram", "vectors": "vectors"}
-
-
 def _row_note(name: str, row: dict[str, Any], out: dict[str, Any]) -> str:
     """What a row ranked and why: the bench says what was fused, not only the score."""
     if name == "bm25":
-        return "FTS5 BM25 (Porter + unicode61) + trigram, RRF between the two"
+        return "FTS5 BM25, Porter + unicode61 (the trigram list joins for CJK queries)"
     if name == "dense":
         stand_in = " — a generative model standing in: no embedding GGUF on this machine" \
             if out.get("embedder_kind") == "generative" else ""

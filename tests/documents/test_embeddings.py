@@ -16,7 +16,12 @@ import numpy as np
 import pytest
 
 from core.chat.documents import DocumentStore, Indexer, Retriever, build_document_prompt
-from core.chat.documents.embedders import identity_of, open_embedder, worker_embedder
+from core.chat.documents.embedders import (
+    choose_embedder,
+    identity_of,
+    open_embedder,
+    worker_embedder,
+)
 from core.chat.documents.embedding import DocumentEmbedder
 from core.chat.documents.tokens import ModelTokenizer
 from core.engine import EngineConfig
@@ -73,8 +78,11 @@ def test_every_chunk_gets_a_vector_and_dense_search_finds_its_own_text(
 
 
 def test_a_chat_model_is_told_from_an_embedding_model_by_its_gguf(
-        gemma: DocumentEmbedder) -> None:
+        default_model: Path, gemma: DocumentEmbedder) -> None:
     assert gemma.kind == "generative"  # gemma3, no pooling_type key, no embedding name
+    chosen = choose_embedder(str(default_model))  # asked for by path: used, and told why
+    assert chosen.embedder is not None and chosen.embedder.kind == "generative"
+    assert any("not an embedding model" in n and "--mode" in n for n in chosen.notes)
     assert DocumentEmbedder.for_model("bge-small-en-v1.5", "bert", gemma.embed).kind == \
         "embedding"
     assert DocumentEmbedder.for_model("some-model", "qwen3", gemma.embed,

@@ -41,7 +41,7 @@ def _ask(api: Running, question: str, hearth: dict[str, Any] | None = None,
          **kwargs: Any) -> Any:
     extra = {"extra_body": {"hearth": hearth}} if hearth is not None else {}
     return api.client().chat.completions.create(
-        model=api.model, messages=[{"role": "user", "content": question}], max_tokens=16,
+        model=api.model, messages=[{"role": "user", "content": question}], max_tokens=8,
         temperature=0, **extra, **kwargs)
 
 

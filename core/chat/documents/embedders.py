@@ -90,7 +90,12 @@ def choose_embedder(spec: str, collection: Collection | None = None) -> Embedder
         path = Path(spec).expanduser()
         if not path.is_file():
             raise DocumentsError(f"Embedding model not found: {path}.")
-        return EmbedderChoice(open_embedder(path))
+        chosen = open_embedder(path)
+        if chosen.kind == "embedding":
+            return EmbedderChoice(chosen)
+        return EmbedderChoice(chosen, [f"{path.name} is a generative model, not an embedding "
+                                       "model: its vectors rank far below keyword search, so "
+                                       "search uses them only with --mode dense or hybrid"])
     notes: list[str] = []
     if collection is not None and collection.embed_model:
         recorded = path_of(collection.embed_model)
