@@ -10,7 +10,9 @@ holds that passage (or either half of it, for a passage cut by a chunk boundary)
 over the top 10. Dense uses the bundled Gemma 3 270M mean-pooled: a base language model,
 weak at retrieval, and the only GGUF on an offline machine; an embedding model
 (nomic-embed-text, bge, EmbeddingGemma) is the one to measure when present
-(``--embed-model PATH``). Latency: the evaluation corpus grown with the standard library's
+(``--embed-model PATH``). Rows: ``hybrid`` is what ``auto`` ranks (vectors fused only
+from an embedding model, so with Gemma it is BM25, and says so); ``rrf`` fuses every list.
+Latency: the evaluation corpus grown with the standard library's
 own source files (as text) to 10,000+ chunks, every question asked three times.
 
 Everything goes through the path a user takes: files on disk, ``Indexer``, ``Retriever``.
@@ -128,8 +130,15 @@ def is_hit(chunk_text: str, passage: str) -> bool:
     return p in text or (half >= 20 and (p[:half] in text or p[half:] in text))
 
 
+_LISTS = {"words": "BM25", "cjk": "trigram", "vectors": "vectors"}
+
+
 def evaluate(retriever: Retriever, questions: list[dict[str, str]], mode: str) -> dict[str, Any]:
+    """Recall@5 and MRR@10 of one search mode, with what it ranked (``fused``: the lists
+    any question's search fused) and why a list was left out (the search's notes)."""
     hits5, rr, ranks = 0, 0.0, []
+    fused: set[str] = set()
+    notes: dict[str, None] = {}
     for q in questions:
         result = retriever.search(["eval"], q["question"], 10, mode=mode)  # type: ignore[arg-type]
         rank = next((i for i, h in enumerate(result.hits, start=1)
@@ -137,8 +146,10 @@ def evaluate(retriever: Retriever, questions: list[dict[str, str]], mode: str) -
         ranks.append(rank)
         hits5 += rank is not None and rank <= 5
         rr += 1.0 / rank if rank else 0.0
+        fused.update(result.fused)
+        notes.update(dict.fromkeys(result.notes))
     return {"mode": result.mode, "recall@5": hits5 / len(questions), "mrr@10": rr / len(questions),
-            "ranks": ranks}
+            "ranks": ranks, "fused": [x for x in _LISTS if x in fused], "notes": list(notes)}
 
 
 def _embedder(path: Path | None) -> tuple[DocumentEmbedder | None, str]:
@@ -196,11 +207,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             rows = {"bm25": evaluate(retriever, questions, "bm25")}
             if embedder is not None:
                 rows["dense"] = evaluate(retriever, questions, "dense")
-                rows["hybrid"] = evaluate(retriever, questions, "hybrid")
-                t1 = time.perf_counter()
+                # "hybrid" is what the product ranks (auto: vectors fused only from an
+                # embedding model); "rrf" fuses every list whatever the embedder
+                rows["hybrid"] = evaluate(retriever, questions, "auto")
+                rows["rrf"] = evaluate(retriever, questions, "hybrid")
+                t1, c1 = time.perf_counter(), time.process_time()
                 for q in questions[:30]:
                     embedder.query(q["question"])
                 out["query_embed_ms"] = (time.perf_counter() - t1) * 1000 / 30
+                out["query_embed_cpu_ms"] = (time.process_time() - c1) * 1000 / 30
+                out["embedder_kind"] = embedder.kind
         out["rows"], out["embedder"] = rows, embed_name
         out["latency"] = _latency(root, docs, questions, embedder)
     _print(out)
@@ -285,6 +301,11 @@ def _latency(root: Path, docs: dict[str, str], questions: list[dict[str, str]],
             search = lambda q: hybrid.search(["big"], q, 5, mode="hybrid")  # noqa: E731
             result["hybrid_ms"] = _times(search, questions, rounds=1)
             result["hybrid_search_ms"] = _times(search, questions)
+            # the product's path with this embedder (auto: a generative one is not fused,
+            # so its question is never embedded), every question new to it
+            product = Retriever(store, embedder)
+            result["auto_ms"] = _times(lambda q: product.search(["big"], q, 5), questions,
+                                       rounds=1)
     return result
 
 
@@ -300,22 +321,35 @@ def _times(search: Any, questions: list[dict[str, str]], rounds: int = 3) -> dic
             "n": len(samples)}
 
 
+def _row_note(name: str, row: dict[str, Any], out: dict[str, Any]) -> str:
+    """What a row ranked and why: the bench says what was fused, not only the score."""
+    if name == "bm25":
+        return "FTS5 BM25, Porter + unicode61 (the trigram list joins for CJK queries)"
+    if name == "dense":
+        stand_in = " — a generative model standing in: no embedding GGUF on this machine" \
+            if out.get("embedder_kind") == "generative" else ""
+        return f"{out['embedder']}{stand_in}"
+    fused = " + ".join(_LISTS.get(x, x) for x in row["fused"]) or "nothing"
+    if name == "rrf":
+        return f"RRF k=60 of {fused}, forced (mode=hybrid)"
+    why = f" ({row['notes'][0]})" if row["notes"] else ""
+    return f"what auto ranks: {fused}{why}"
+
+
 def _print(out: dict[str, Any]) -> None:
     print(f"\nDocuments retrieval — {out['questions']} questions over {out['documents']} "
           f"documents ({out['chunks']} chunks) from the standard library's docstrings")
     if out["questions_missing"]:
         print(f"  ({len(out['questions_missing'])} questions skipped: their passage is not in "
               f"this Python's docstrings: {', '.join(out['questions_missing'])})")
-    print(f"{'retrieval':<10} {'recall@5':>9} {'MRR@10':>8}  notes")
+    print(f"{'retrieval':<10} {'recall@5':>9} {'MRR@10':>8}  what was ranked")
     rows = out["rows"]
-    for name in ("bm25", "dense", "hybrid"):
+    for name in ("bm25", "dense", "hybrid", "rrf"):
         if name in rows:
             r = rows[name]
-            note = {"bm25": "FTS5 BM25, Porter + unicode61",
-                    "dense": f"{out['embedder']} (not an embedding model: weak)",
-                    "hybrid": "reciprocal rank fusion, k=60"}[name]
-            print(f"{name:<10} {r['recall@5']:>9.3f} {r['mrr@10']:>8.3f}  {note}")
-        else:
+            print(f"{name:<10} {r['recall@5']:>9.3f} {r['mrr@10']:>8.3f}  "
+                  f"{_row_note(name, r, out)}")
+        elif name != "rrf":
             print(f"{name:<10} {'—':>9} {'—':>8}  missing: {out['embedder']}")
     lat = out["latency"]
     print(f"\nIndexing {lat['files']} files, {lat['bytes'] / 1e6:.1f} MB -> {lat['chunks']} "
@@ -324,9 +358,12 @@ def _print(out: dict[str, Any]) -> None:
     if "query_embed_ms" in out:
         took = ("vectors cached from an earlier run" if out["eval_index_s"] is None else
                 f"{out['embedded']} chunks embedded with the text in {out['eval_index_s']:.0f} s")
-        print(f"Embedding ({out['embedder']}): {took}; a question {out['query_embed_ms']:.1f} ms")
-    for key, label in (("bm25_ms", "BM25"), ("hybrid_search_ms", "hybrid (question's vector "
-                       "ready: the index's share)"), ("hybrid_ms", "hybrid (question embedded)")):
+        print(f"Embedding ({out['embedder']}): {took}; a question {out['query_embed_ms']:.1f} "
+              f"ms wall, {out['query_embed_cpu_ms']:.1f} ms CPU")
+    for key, label in (("bm25_ms", "BM25"), ("auto_ms", "auto with this embedder (the "
+                       "product's path)"), ("hybrid_search_ms", "RRF with the question's "
+                       "vector ready (the index's share)"), ("hybrid_ms", "RRF, question "
+                       "embedded")):
         if key in lat:
             t = lat[key]
             print(f"Query latency at {lat['chunks']} chunks, {label}: p50 {t['p50']:.1f} ms, "
@@ -334,14 +371,21 @@ def _print(out: dict[str, Any]) -> None:
     goals = [("BM25 recall@5 >= 0.9", rows["bm25"]["recall@5"] >= 0.9)]
     if "hybrid" in rows:
         best = max(rows["bm25"]["recall@5"], rows["dense"]["recall@5"])
-        goals.append(("hybrid recall@5 >= best of BM25 and dense",
+        goals.append(("hybrid (what auto ranks) recall@5 >= best of BM25 and dense",
                       rows["hybrid"]["recall@5"] >= best))
+        if rows["hybrid"]["fused"] != rows["rrf"]["fused"]:
+            print(f"  (auto left the vectors out; RRF of every list: "
+                  f"{rows['rrf']['recall@5']:.3f} — the reason auto does)")
     enough = lat["chunks"] >= LATENCY_CHUNKS
-    worst = max(lat.get("hybrid_search_ms", lat["bm25_ms"])["p99"], lat["bm25_ms"]["p99"])
-    goals.append((f"query p99 <= 50 ms at {lat['chunks']} chunks (BM25; hybrid with the "
+    worst = max(lat.get("hybrid_search_ms", lat["bm25_ms"])["p99"], lat["bm25_ms"]["p99"],
+                lat.get("auto_ms", lat["bm25_ms"])["p99"])
+    goals.append((f"query p99 <= 50 ms at {lat['chunks']} chunks (BM25, auto; RRF with the "
                   "question's vector ready)", worst <= 50.0 and enough))
     if "hybrid_ms" in lat:  # the model's time to embed the question, on the user's path
-        goals.append((f"query p99 <= 50 ms with the question embedded by {out['embedder']}",
+        stand_in = " (a stand-in auto never embeds with)" \
+            if out.get("embedder_kind") == "generative" else ""
+        goals.append((f"query p99 <= 50 ms with the question embedded by "
+                      f"{out['embedder']}{stand_in}",
                       lat["hybrid_ms"]["p99"] <= 50.0 and enough))
     for goal, ok in goals:
         print(f"  goal {goal}: {'met' if ok else 'NOT met'}")

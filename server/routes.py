@@ -19,6 +19,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
 from core.engine.api import DoneEvent, ErrorEvent, Event, GenerationRequest, Lane
+from server import documents
 from server.admission import QueueFull
 from server.errors import APIError
 from server.execution import CANCELLED, ChoiceResult, Run, watch_disconnect
@@ -103,17 +104,25 @@ async def _first(srv: Any, request: Request, run: Run) -> tuple[int, Event]:
 async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any:
     srv = _srv(request)
     backend, model, info = srv.router.backend_for(body.model)
+    # Hearth's extension: "hearth": {"collections": [...]} answers from documents
+    docs = await documents.prepare(request.app.state, body, info, backend,
+                                   srv.config.max_tokens_cap)
+    body = docs.body if docs is not None else body
     plan = plan_chat(body, info, _lane(request), srv.config.max_tokens_cap)
     run = start_run(srv, request, backend, plan.requests, model)
     if body.stream:
         first = await _first(srv, request, run)
         usage = bool(body.stream_options and body.stream_options.include_usage)
-        return StreamingResponse(chat_stream(run, first, model, plan.tools, usage,
-                                             body.logprobs),
-                                 media_type="text/event-stream", headers=SSE_HEADERS)
+        stream = chat_stream(run, first, model, plan.tools, usage, body.logprobs)
+        if docs is not None:
+            stream = documents.with_sources(stream, docs, run.results, model)
+        return StreamingResponse(stream, media_type="text/event-stream", headers=SSE_HEADERS)
     results = await _until(request, run, run.collect())
     _raise_first_error(srv, results)
-    return chat_completion(results, model, plan.tools, body.logprobs)
+    reply = chat_completion(results, model, plan.tools, body.logprobs)
+    if docs is not None:
+        reply[documents.FIELD] = docs.extension(results)
+    return reply
 
 
 @router.post("/v1/completions", tags=["completions"])

@@ -31,6 +31,8 @@ def test_embedding_models_are_told_from_chat_models() -> None:
     assert is_embedding_model("nomic-embed-text-v1.5", "nomic-bert")
     assert is_embedding_model("Qwen3-Embedding-0.6B", "qwen3")
     assert not is_embedding_model("gemma-3-270m-q4_k_m", "gemma3")
+    # a pooling_type key in the GGUF says so whatever the name and architecture
+    assert is_embedding_model("gte-qwen2-1.5b-instruct", "qwen2", has_pooling=True)
 
 
 def test_the_answer_json_lists_sources_and_citations(

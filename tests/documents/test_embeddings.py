@@ -4,7 +4,8 @@ embedding model changes; the same in the worker as in-process; family prefixes a
 
 A chat model as embedder pays its 262k-word output head on every token (llama.cpp computes
 logits for all outputs when pooling), about 10 ms a token here, so these tests embed a few
-short notes rather than the corpus."""
+short notes rather than the corpus. Its vectors are fused only when asked for (``auto``
+fuses an embedding model's: ``retrieval``'s module doc says why)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,12 @@ import numpy as np
 import pytest
 
 from core.chat.documents import DocumentStore, Indexer, Retriever, build_document_prompt
-from core.chat.documents.embedders import identity_of, open_embedder, worker_embedder
+from core.chat.documents.embedders import (
+    choose_embedder,
+    identity_of,
+    open_embedder,
+    worker_embedder,
+)
 from core.chat.documents.embedding import DocumentEmbedder
 from core.chat.documents.tokens import ModelTokenizer
 from core.engine import EngineConfig
@@ -65,9 +71,38 @@ def test_every_chunk_gets_a_vector_and_dense_search_finds_its_own_text(
     assert dense.hits[0].chunk.id == chunk_id and dense.hits[0].similarity == \
         pytest.approx(1.0, abs=2e-3)
     assert dense.hits[1].similarity is not None and dense.hits[1].similarity < 0.99
-    hybrid = Retriever(store, gemma).search(["notes"], "zq062ular", 3)
+    hybrid = Retriever(store, gemma).search(["notes"], "zq062ular", 3, mode="hybrid")
     assert hybrid.mode == "hybrid" and "zq062ular" in hybrid.hits[0].chunk.text
     assert hybrid.hits[0].bm25 is not None and hybrid.hits[0].similarity is not None
+    assert "vectors" in hybrid.fused
+
+
+def test_a_chat_model_is_told_from_an_embedding_model_by_its_gguf(
+        default_model: Path, gemma: DocumentEmbedder) -> None:
+    assert gemma.kind == "generative"  # gemma3, no pooling_type key, no embedding name
+    chosen = choose_embedder(str(default_model))  # asked for by path: used, and told why
+    assert chosen.embedder is not None and chosen.embedder.kind == "generative"
+    assert any("not an embedding model" in n and "--mode" in n for n in chosen.notes)
+    assert DocumentEmbedder.for_model("bge-small-en-v1.5", "bert", gemma.embed).kind == \
+        "embedding"
+    assert DocumentEmbedder.for_model("some-model", "qwen3", gemma.embed,
+                                      has_pooling=True).kind == "embedding"
+
+
+def test_auto_fuses_vectors_only_from_an_embedding_model(
+        embedded: tuple[DocumentStore, Path], gemma: DocumentEmbedder) -> None:
+    """A chat model's mean-pooled list is weak (docs bench: 0.23 recall@5 against BM25's
+    0.97) and RRF would give it an equal vote: ``auto`` leaves it out and says so."""
+    store, _ = embedded
+    auto = Retriever(store, gemma).search(["notes"], "zq062ular", 3)
+    assert auto.mode == "bm25" and "vectors" not in auto.fused
+    assert any("generative model" in n for n in auto.notes)
+    assert auto.hits[0].similarity is None
+    # the same vectors from an embedder of the embedding kind are fused by default
+    kin = DocumentEmbedder(gemma.identity, gemma.embed, kind="embedding")
+    fused = Retriever(store, kin).search(["notes"], "zq062ular", 3)
+    assert fused.mode == "hybrid" and fused.fused[-1] == "vectors" and not fused.notes
+    assert fused.hits[0].similarity is not None
 
 
 def test_the_worker_computes_the_same_vectors(default_model: Path,
@@ -77,6 +112,7 @@ def test_the_worker_computes_the_same_vectors(default_model: Path,
         client.load(EngineConfig(model_path=default_model, n_ctx=512, warmup=False))
         remote = worker_embedder(client, default_model)
         assert remote.identity == gemma.identity
+        assert remote.kind == gemma.kind == "generative"  # the same GGUF facts, read there
         np.testing.assert_allclose(remote.documents(texts), gemma.documents(texts),
                                    atol=2e-3)
 
@@ -102,7 +138,7 @@ def test_a_hybrid_prompt_holds_the_best_of_both_lists(
     best_words = retriever.search(["notes"], question, 1, mode="bm25").hits[0].chunk.id
     best_vector = retriever.search(["notes"], question, 1, mode="dense").hits[0].chunk.id
     prompt = build_document_prompt(["notes"], question, [], 600, doc_tokenizer,
-                                   retriever=retriever)
+                                   retriever=retriever, mode="hybrid")
     assert prompt.search.mode == "hybrid"
     used = {i for s in prompt.sources for i in s.chunk_ids}
     assert {best_words, best_vector} <= used
@@ -123,5 +159,5 @@ def test_indexing_again_embeds_nothing_and_a_new_model_re_embeds_all(
     after = dict(store.query("SELECT id, vector FROM chunks"))
     assert after.keys() == before.keys() and any(after[i] != before[i] for i in before)
     # searching with the old model now tells the user and falls back to keywords
-    result = Retriever(store, gemma).search(["notes"], "zq062ular", 3)
+    result = Retriever(store, gemma).search(["notes"], "zq062ular", 3, mode="hybrid")
     assert result.mode == "bm25" and any("no vectors from" in n for n in result.notes)

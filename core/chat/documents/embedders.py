@@ -12,19 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.chat.documents.embedding import DocumentEmbedder
+from core.chat.documents.embedding import DocumentEmbedder, is_embedding_model
 from core.chat.documents.errors import DocumentsError
 from core.chat.documents.store import Collection
 from core.engine.process.client import EngineClient
 
-EMBEDDING_ARCHITECTURES = frozenset({
-    "bert", "nomic-bert", "nomic-bert-moe", "jina-bert-v2", "jina-bert-v3", "neo-bert",
-    "modern-bert", "gemma-embedding", "t5encoder",
-})
-
-
-def is_embedding_model(name: str, architecture: str | None) -> bool:
-    return (architecture or "") in EMBEDDING_ARCHITECTURES or "embed" in name.lower()
+__all__ = ["EmbedderChoice", "choose_embedder", "find_embedding_model", "identity_of",
+           "is_embedding_model", "open_embedder", "path_of", "worker_embedder"]
 
 
 def identity_of(path: Path) -> str:
@@ -62,8 +56,9 @@ def open_embedder(path: Path, pooling: str | None = None) -> DocumentEmbedder:
 
     embedder = Embedder(Path(path), pooling=pooling)
     name = f"{embedder.name} {embedder.model.name}"
-    return DocumentEmbedder.for_model(name, embedder.model.architecture, embedder.embed,
-                                      identity_of(path))
+    arch = embedder.model.architecture
+    pooled = embedder.model.meta(f"{arch}.pooling_type") is not None
+    return DocumentEmbedder.for_model(name, arch, embedder.embed, identity_of(path), pooled)
 
 
 def worker_embedder(client: EngineClient, path: Path,
@@ -74,9 +69,10 @@ def worker_embedder(client: EngineClient, path: Path,
 
     info = read_local(Path(path))
     name = f"{Path(path).name} {info.name or ''}"
+    pooled = f"{info.architecture}.pooling_type" in info.metadata
     return DocumentEmbedder.for_model(
         name, info.architecture, lambda texts: client.embed(texts, str(path), pooling),
-        identity_of(path))
+        identity_of(path), pooled)
 
 
 @dataclass
@@ -94,7 +90,12 @@ def choose_embedder(spec: str, collection: Collection | None = None) -> Embedder
         path = Path(spec).expanduser()
         if not path.is_file():
             raise DocumentsError(f"Embedding model not found: {path}.")
-        return EmbedderChoice(open_embedder(path))
+        chosen = open_embedder(path)
+        if chosen.kind == "embedding":
+            return EmbedderChoice(chosen)
+        return EmbedderChoice(chosen, [f"{path.name} is a generative model, not an embedding "
+                                       "model: its vectors rank far below keyword search, so "
+                                       "search uses them only with --mode dense or hybrid"])
     notes: list[str] = []
     if collection is not None and collection.embed_model:
         recorded = path_of(collection.embed_model)

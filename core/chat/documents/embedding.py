@@ -11,12 +11,21 @@ noticeably worse. Chosen by the model's name and GGUF architecture:
 - EmbeddingGemma (``gemma-embedding``): ``task: search result | query: `` /
   ``title: none | text: ``
 - anything else (the bundled Gemma mean-pooled in tests, e5 without prefixes...): none
+
+Each embedder also has a *kind*. An embedding model (its GGUF carries a pooling type, or an
+encoder architecture such as bert / nomic-bert, or a known embedding name) was trained so
+that a question lands near its answer; a chat or base model's mean-pooled token states were
+not (the bundled Gemma 3 270M: recall@5 0.23 on the docs bench, against BM25's 0.97), and
+fusing such a list with BM25 by rank drags the good list down (hybrid 0.65). So search
+fuses vectors by default only from an embedding model; a generative model's vectors are
+used when asked for (``mode="dense"``/``"hybrid"``), never silently.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -25,6 +34,24 @@ Embed = Callable[[list[str]], np.ndarray]
 
 BGE_EN_QUERY = "Represent this sentence for searching relevant passages: "
 BGE_ZH_QUERY = "为这个句子生成表示以用于检索相关文章："
+
+Kind = Literal["embedding", "generative"]
+EMBEDDING_ARCHITECTURES = frozenset({
+    "bert", "nomic-bert", "nomic-bert-moe", "jina-bert-v2", "jina-bert-v3", "neo-bert",
+    "modern-bert", "gemma-embedding", "t5encoder",
+})
+
+
+def is_embedding_model(name: str, architecture: str | None, has_pooling: bool = False) -> bool:
+    """An embedding model by its GGUF: a pooling type key (``<arch>.pooling_type``, which
+    llama.cpp's converter writes only for sentence-embedding models), an encoder
+    architecture, or an embedding model's name (Qwen3-Embedding is a ``qwen3``)."""
+    return has_pooling or (architecture or "") in EMBEDDING_ARCHITECTURES or \
+        "embed" in name.lower()
+
+
+def kind_of(name: str, architecture: str | None, has_pooling: bool = False) -> Kind:
+    return "embedding" if is_embedding_model(name, architecture, has_pooling) else "generative"
 
 
 def conventions_for(name: str, architecture: str = "") -> tuple[str, str]:
@@ -53,12 +80,20 @@ class DocumentEmbedder:
     query_prefix: str = ""
     document_prefix: str = ""
     batch: int = 32
+    kind: Kind = "embedding"  # "generative": vectors not fused unless asked (module doc)
 
     @classmethod
     def for_model(cls, name: str, architecture: str, embed: Embed,
-                  identity: str | None = None) -> DocumentEmbedder:
+                  identity: str | None = None, has_pooling: bool = False) -> DocumentEmbedder:
         query, document = conventions_for(name, architecture)
-        return cls(identity or name, embed, query, document)
+        return cls(identity or name, embed, query, document,
+                   kind=kind_of(name, architecture, has_pooling))
+
+    @property
+    def name(self) -> str:
+        """The model file's name, for messages (``identity`` is ``path#size``)."""
+        path = self.identity.rpartition("#")[0] or self.identity
+        return path.replace("\\", "/").rsplit("/", 1)[-1]
 
     def documents(self, texts: list[str]) -> np.ndarray:
         return _rows(self.embed([self.document_prefix + t for t in texts]), len(texts))

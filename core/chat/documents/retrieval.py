@@ -4,6 +4,16 @@ fusion (k = 60), as GPT4All LocalDocs does.
 RRF needs no score calibration between lists (BM25 and cosine scales have nothing in
 common): a chunk's fused score is the sum over lists of 1 / (k + rank). Works with BM25
 alone on first launch; vectors join when the collection has them from the embedder given.
+
+What ``auto`` fuses is decided by the embedder's kind, not by weights fitted to questions:
+RRF gives every list an equal vote, so it helps only when each list is good on its own. An
+embedding model's list is (that is what it was trained for); a chat model's mean-pooled
+states are not (docs bench: dense 0.23 recall@5, BM25 0.97, their RRF 0.65), so with a
+generative embedder ``auto`` is BM25 and says why in ``notes``. Considered and not chosen:
+dense as a re-ranker of BM25's top-N (a weak list then reorders the good one, the same
+harm in another place) and a score-weighted mix (its weight must be fitted per model on
+labelled questions a user's collection does not have). ``mode="hybrid"`` still runs RRF
+over every list, whatever the embedder.
 """
 
 from __future__ import annotations
@@ -43,7 +53,8 @@ class Hit:
 class SearchResult:
     hits: list[Hit]
     mode: str  # what ran: "bm25", "dense" or "hybrid"
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # why a list was left out, for the user
+    fused: list[str] = field(default_factory=list)  # the lists ranked: words, cjk, vectors
 
 
 def fuse(ranked: list[list[int]], k: int = RRF_K) -> dict[int, float]:
@@ -68,6 +79,11 @@ class Retriever:
         if self.embedder is None:
             if explicit:
                 notes.append("no embedding model: keyword search only")
+            return [], False
+        if not explicit and self.embedder.kind != "embedding":
+            notes.append(f"{self.embedder.name} is a generative model, not an embedding "
+                         "model: its vectors are not fused (keyword search; ask for hybrid "
+                         "or dense to use them)")
             return [], False
         usable = [c for c in collections if c.embed_model == self.embedder.identity]
         for c in collections:
@@ -95,7 +111,8 @@ class Retriever:
         cjk = cjk_search(self.store, ids, lexical, pool) if mode != "dense" else []
         dense, have_dense = ([], False) if mode == "bm25" else self._dense(
             collections, query, pool, notes, mode != "auto")
-        lists = [[i for i, _ in found] for found in (words, cjk, dense) if found]
+        named = [("words", words), ("cjk", cjk), ("vectors", dense)]
+        lists = [[i for i, _ in found] for _, found in named if found]
         fused = fuse(lists)
         best = sorted(fused, key=lambda i: -fused[i])[:top_k]
         rows = self.store.chunks(best)
@@ -106,4 +123,4 @@ class Retriever:
         raw = dict(words or cjk or dense) if len(lists) == 1 else None
         hits = [Hit(rows[i], raw[i] if raw is not None else fused[i], bm25.get(i), sims.get(i))
                 for i in best if i in rows]
-        return SearchResult(hits, ran, notes)
+        return SearchResult(hits, ran, notes, [name for name, found in named if found])
