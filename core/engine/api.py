@@ -40,7 +40,8 @@ class GenerationRequest:
     ``prompt_tokens`` bypasses tokenization entirely (benchmarks feed exact token counts).
     ``ignore_eos`` keeps decoding through end-of-generation tokens (benchmarks need a fixed
     number of tokens). ``reuse_cache`` lets a prompt that extends the previous one skip the
-    shared prefix; turn it off to measure a cold prefill.
+    shared prefix; turn it off to measure a cold prefill (such a request's cells are dropped
+    when the next request is admitted, instead of staying for prefix reuse).
 
     ``logprobs``: None = off; N >= 0 = each TextEvent carries its tokens' log-probabilities
     and the N most likely alternatives (OpenAI's ``top_logprobs``; at most 20). ``lane``:

@@ -187,3 +187,24 @@ def test_beam_search(engine: Engine) -> None:
     assert len(set(texts)) == 4 and scores == sorted(scores, reverse=True)
     assert four.text == texts[0]
     assert not any(s.busy for s in engine.scheduler.slots)
+
+
+def test_cold_requests_cells_go_at_the_next_admission_and_a_chat_turns_stay(
+        engine: Engine) -> None:
+    """Idle cells widen every later decode (llama.cpp attends up to the highest used cell),
+    so a request that opted out of the cache leaves nothing for the next one; a chat turn's
+    cells stay for the next turn's prefix."""
+    engine.reset()
+    run_together(engine, [_req(p, 8) for p in PROMPTS[:3]])
+    cold = [s for s in engine.scheduler.slots if s.tokens]
+    assert len(cold) == 3  # still there: a caller may read what the cache held
+    chat = GenerationRequest(prompt=PROMPTS[4], sampling=GREEDY, max_tokens=8)
+    run_together(engine, [chat])
+    held = [s for s in engine.scheduler.slots if s.tokens]
+    chat_tokens = engine.model.tokenize(PROMPTS[4], add_special=True)
+    assert len(held) == 1 and held[0].tokens[:len(chat_tokens)] == chat_tokens
+    assert all(engine.context.seq_pos_max(s.seq_id) == -1 for s in engine.scheduler.slots
+               if s is not held[0])
+    run_together(engine, [_req(PROMPTS[5], 8)])
+    assert held[0].tokens and engine.context.seq_pos_max(held[0].seq_id) >= 0  # kept
+    engine.reset()

@@ -30,6 +30,8 @@ class Sequence:
         self.n_swa = n_swa
         self.tokens: list[int] = []  # what the KV cache holds for this sequence, in order
         self.last_used = 0.0  # when it last served a request (least recently used goes first)
+        # The last request opted out of the cache: its cells go before the next admission.
+        self.disposable = False
         # The running request (None between requests).
         self.request: GenerationRequest | None = None
         self.chain: Any = None  # its llama.cpp sampler chain
@@ -80,6 +82,7 @@ class Sequence:
     def clear(self) -> None:
         self.context.seq_rm(self.seq_id, 0, -1)
         self.tokens = []
+        self.disposable = False
 
     def copy_from(self, other: Sequence, n: int) -> None:
         """Share ``other``'s first ``n`` cells (this sequence's own are dropped first)."""
@@ -99,7 +102,10 @@ class Sequence:
         self.generated = []
 
     def end(self) -> None:
-        """Free the request's sampler chain; the cells stay for the next prefix match."""
+        """Free the request's sampler chain; the cells stay for the next prefix match, or,
+        when the request opted out of the cache (``reuse_cache=False``: a cold measurement),
+        until the next request is admitted (:func:`admission.admit` drops them)."""
+        self.disposable = self.request is not None and not self.request.reuse_cache
         if self.chain is not None:
             llama_cpp.llama_sampler_free(self.chain)
             self.chain = None
