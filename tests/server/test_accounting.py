@@ -13,7 +13,7 @@ import pytest
 
 from server.request_log import LogEntry
 from tests.server.conftest import Running
-from tests.server.test_load import _open_stream
+from tests.server.test_load import open_stream
 
 CHUNKS = 4
 
@@ -36,7 +36,7 @@ def _leave_mid_stream(api: Running) -> LogEntry:
 
     api.srv.log.subscribe(listener)
     try:
-        client, _lines, _gap = _open_stream(api, chunks=CHUNKS)
+        client, _lines, _gap = open_stream(api, chunks=CHUNKS)
         client.close()
         deadline = time.monotonic() + 15
         while not ended and time.monotonic() < deadline:
