@@ -9,6 +9,7 @@ only when origins are listed.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
@@ -30,9 +31,11 @@ from server.metrics import ServerMetrics
 from server.models import ModelRouter
 from server.request_log import RequestLog
 from server.security import ASGIApp, Guard, Receive, Scope, Send
+from server.token_count import TokenCounter
 
 log = logging.getLogger("hearth.server")
 _IDS = re.compile(r"/(file|batch)[-_][A-Za-z0-9_-]+")
+SETTLE_S = 10.0
 
 
 class HearthServer:
@@ -46,6 +49,7 @@ class HearthServer:
         self.admission = Admission(1, config.max_queue)
         self.metrics = ServerMetrics(self._gauges)
         self.log = RequestLog()
+        self.tokens = TokenCounter()  # embeddings' usage
         self.data_dir = Path(config.data_dir) if config.data_dir else hearth_home() / "server"
         self.store = BatchStore(self.data_dir)
         self.batches = BatchRunner(self)
@@ -69,6 +73,7 @@ class HearthServer:
     def close(self) -> None:
         self.batches.stop()
         self.store.close()
+        self.tokens.close()
 
 
 def create_server(router: ModelRouter, config: ServerConfig | None = None) -> HearthServer:
@@ -139,4 +144,15 @@ class Observe:
                     await send({"type": "http.response.body", "body": body})
         finally:
             self.srv.metrics.count_request(_IDS.sub("/{id}", entry.path), status)
+            await _settle(scope)
             self.srv.log.end(entry, status)
+
+
+async def _settle(scope: Scope) -> None:
+    """Wait until the engine has ended the work this request started (``hearth.runs``,
+    set by the routes), so its log line has the finish ("cancelled" when the client
+    left mid-stream) and the token counts. Bounded: an engine that never answers still
+    gets its line, with what is known, after :data:`SETTLE_S`."""
+    for run in scope.get("hearth.runs") or []:
+        with contextlib.suppress(Exception, asyncio.CancelledError):
+            await asyncio.wait_for(run.settled(), SETTLE_S)

@@ -17,6 +17,7 @@ from server.execution import ChoiceResult, run_admitted
 from server.models import ModelRouter
 from server.responses import chat_completion, completion, embedding_response, error_of
 from server.schemas import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
+from server.token_count import TokenCounter
 from server.translate import plan_chat, plan_completion
 
 MAX_LINES = 50_000
@@ -78,8 +79,10 @@ class LineExecutor:
     with every choice in the bulk lane. Returns (status, body), or ``RETRY`` when the line
     could not run now (no model yet, cancelled) and must stay pending."""
 
-    def __init__(self, router: ModelRouter, admission: Admission, cap: int | None) -> None:
+    def __init__(self, router: ModelRouter, admission: Admission, cap: int | None,
+                 tokens: TokenCounter | None = None) -> None:
         self.router, self.admission, self.cap = router, admission, cap
+        self.tokens = tokens or TokenCounter()
 
     def run(self, endpoint: str, body: dict[str, Any], cancel: threading.Event,
             on_start: Callable[[], None] | None = None) -> tuple[int, dict[str, Any]] | str:
@@ -102,8 +105,8 @@ class LineExecutor:
              on_start: Callable[[], None] | None) -> tuple[int, dict[str, Any]] | str:
         if endpoint == "/v1/embeddings":
             req = EmbeddingRequest.model_validate(body)
-            backend, model, _ = self.router.backend_for(req.model)
-            embedded = self._embed(backend, req, model, cancel, on_start)
+            backend, model, info = self.router.backend_for(req.model)
+            embedded = self._embed(backend, req, model, info.path, cancel, on_start)
             return RETRY if embedded is None else (200, embedded)
         chat = endpoint == "/v1/chat/completions"
         parsed = (ChatCompletionRequest if chat else CompletionRequest).model_validate(body)
@@ -127,7 +130,7 @@ class LineExecutor:
         return 200, completion(results, model, plan.echo, parsed.logprobs is not None,
                                parsed.n)
 
-    def _embed(self, backend: EngineBackend, req: EmbeddingRequest, model: str,
+    def _embed(self, backend: EngineBackend, req: EmbeddingRequest, model: str, path: str,
                cancel: threading.Event,
                on_start: Callable[[], None] | None) -> dict[str, Any] | None:
         embed_fn = getattr(backend, "embed", None)
@@ -144,7 +147,8 @@ class LineExecutor:
             vectors = embed_fn(texts)
         finally:
             self.admission.release(ticket)
-        return embedding_response(vectors, req, model)
+        return embedding_response(vectors, req, model,
+                                  self.tokens.embedding_inputs(path, texts) or 0)
 
 
 def output_lines(rows: list[Any], succeeded: bool | None) -> bytes:

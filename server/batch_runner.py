@@ -29,7 +29,7 @@ class BatchRunner:
         if srv is not None:
             store = store or srv.store
             executor = executor or LineExecutor(srv.router, srv.admission,
-                                                srv.config.max_tokens_cap)
+                                                srv.config.max_tokens_cap, srv.tokens)
             workers = workers or srv.config.batch_workers
         assert store is not None and executor is not None
         self.store, self.executor = store, executor

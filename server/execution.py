@@ -35,8 +35,9 @@ from server.admission import Admission, Ticket
 log = logging.getLogger("hearth.server")
 Sink = Callable[[Event], None]
 # Called on the choice's thread when the engine is done with it (whether or not anyone is
-# still reading): the final event and when it came (perf_counter_ns).
-FinalHook = Callable[[DoneEvent | ErrorEvent, int], None]
+# still reading): the final event, when it came (perf_counter_ns), and the tokens its text
+# events carried (all a cancelled request has to show when its final event is ours).
+FinalHook = Callable[[DoneEvent | ErrorEvent, int, int], None]
 CANCELLED = "Cancelled"
 
 
@@ -178,7 +179,12 @@ class Run:
 
     def _choice(self, backend: EngineBackend, admission: Admission, ticket: Ticket,
                 request: GenerationRequest, index: int) -> None:
+        produced = 0
+
         def sink(event: Event) -> None:
+            nonlocal produced
+            if isinstance(event, TextEvent):
+                produced += event.n_tokens
             with contextlib.suppress(RuntimeError):  # the loop is gone (server stopping)
                 self._loop.call_soon_threadsafe(self.queue.put_nowait, (index, event))
 
@@ -188,7 +194,7 @@ class Run:
             self.results[index].t_end_ns = t_end
             if self.on_final is not None:
                 try:
-                    self.on_final(final, t_end)
+                    self.on_final(final, t_end, produced)
                 except Exception:
                     log.exception("server: recording a finished request failed")
         except Exception as err:  # never leave a reader waiting for this choice

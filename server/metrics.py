@@ -66,6 +66,12 @@ class ServerMetrics:
             if metrics.decode_tok_s > 0:
                 self.tok_s.observe(metrics.decode_tok_s)
 
+    def count_completion_tokens(self, n: int) -> None:
+        """Tokens of a request that ended without the engine's metrics (a client that
+        left, an engine that failed): they were generated all the same."""
+        with self._lock:
+            self.completion_tokens += max(0, n)
+
     def exposition(self) -> str:
         with self._lock:
             lines = ["# HELP hearth_requests_total HTTP requests by endpoint and status.",

@@ -120,6 +120,11 @@ class ModelRouter:
                         "created": served.created, "owned_by": "hearth"}
         return None
 
+    def knows(self, model: str | None) -> bool:
+        """Whether :meth:`backend_for` answers ``model`` from memory (no library to scan),
+        so it may run on the event loop."""
+        return True
+
     def backend_for(self, model: str | None) -> tuple[EngineBackend, str, LoadedModelInfo]:
         """The backend for a request's ``model``, the name to answer with and what it has
         loaded; an :class:`APIError` when no such model is served or it is not ready."""

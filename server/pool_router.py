@@ -57,6 +57,14 @@ class PoolRouter(ModelRouter):
                 self._views[model] = view
             return view
 
+    def knows(self, model: str | None) -> bool:
+        """The default model's names and names already looked up; any other name means a
+        catalog scan (the library on disk), which the caller runs off the event loop."""
+        if not model or model in self.served.names():
+            return True
+        with self._lock:
+            return model in self._views
+
     def backend_for(self, model: str | None) -> tuple[EngineBackend, str, LoadedModelInfo]:
         if not model or model in self.served.names():
             backend, name, info = super().backend_for(model)

@@ -143,8 +143,9 @@ def completion_chunk(cid: str, created: int, model: str, choices: list[dict[str,
     return chunk
 
 
-def embedding_response(vectors: np.ndarray, body: EmbeddingRequest,
-                       model: str) -> dict[str, Any]:
+def embedding_response(vectors: np.ndarray, body: EmbeddingRequest, model: str,
+                       prompt_tokens: int) -> dict[str, Any]:
+    """``prompt_tokens``: the tokens embedded (:class:`server.token_count.TokenCounter`)."""
     vectors = np.asarray(vectors, dtype=np.float32)
     if body.dimensions is not None:
         if body.dimensions > vectors.shape[1]:
@@ -160,4 +161,4 @@ def embedding_response(vectors: np.ndarray, body: EmbeddingRequest,
             base64.b64encode(row.astype("<f4").tobytes()).decode()
         data.append({"object": "embedding", "index": i, "embedding": value})
     return {"object": "list", "data": data, "model": model,
-            "usage": {"prompt_tokens": 0, "total_tokens": 0}}
+            "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens}}

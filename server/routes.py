@@ -18,7 +18,7 @@ import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
-from core.engine.api import DoneEvent, ErrorEvent, Event, GenerationRequest, Lane
+from core.engine.api import DoneEvent, ErrorEvent, Event, GenerationRequest, Lane, LoadedModelInfo
 from server import documents
 from server.admission import QueueFull
 from server.errors import APIError
@@ -42,6 +42,15 @@ def _entry(request: Request) -> LogEntry | None:
     return request.scope.get("hearth.entry")
 
 
+async def resolve(srv: Any, model: str | None) -> tuple[Any, str, LoadedModelInfo]:
+    """``srv.router.backend_for(model)``; a name the router must look up first (an engine
+    pool scans its library for it) is looked up in a thread, so the event loop keeps
+    serving every other request meanwhile."""
+    if srv.router.knows(model):
+        return srv.router.backend_for(model)
+    return await asyncio.to_thread(srv.router.backend_for, model)
+
+
 def start_run(srv: Any, request: Request, backend: Any, requests: list[GenerationRequest],
               model: str) -> Run:
     """Admit and start the choices; 429 when there is no room to wait."""
@@ -51,25 +60,29 @@ def start_run(srv: Any, request: Request, backend: Any, requests: list[Generatio
 
     lock = threading.Lock()
 
-    def on_final(final: DoneEvent | ErrorEvent, t_end_ns: int) -> None:
+    def on_final(final: DoneEvent | ErrorEvent, t_end_ns: int, produced: int) -> None:
         m = final.metrics if isinstance(final, DoneEvent) else None
         if m is not None:
             srv.metrics.observe_generation(m)
+        else:  # cancelled before the engine's last word, or failed: what it had produced
+            srv.metrics.count_completion_tokens(produced)
         if entry is None:
             return
         with lock:
             entry.prompt_tokens = max(entry.prompt_tokens, m.prompt_tokens if m else 0)
-            entry.completion_tokens += m.decode_tokens if m else 0
+            entry.completion_tokens += m.decode_tokens if m else produced
             finish = final.finish_reason if isinstance(final, DoneEvent) else \
                 ("cancelled" if final.kind == CANCELLED else "error")
             entry.finish = finish if not entry.finish else f"{entry.finish},{finish}"
             entry.t_end_ns = max(entry.t_end_ns, t_end_ns)
 
     try:
-        return Run.start(backend, srv.admission, requests, on_final)
+        run = Run.start(backend, srv.admission, requests, on_final)
     except QueueFull as full:
         raise APIError(429, str(full) + " Retry later.", code="queue_full",
                        retry_after_s=full.retry_after_s) from None
+    request.scope.setdefault("hearth.runs", []).append(run)  # the log line waits for it
+    return run
 
 
 async def _until(request: Request, run: Run, work: Any) -> Any:
@@ -103,7 +116,7 @@ async def _first(srv: Any, request: Request, run: Run) -> tuple[int, Event]:
 @router.post("/v1/chat/completions", tags=["chat"])
 async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any:
     srv = _srv(request)
-    backend, model, info = srv.router.backend_for(body.model)
+    backend, model, info = await resolve(srv, body.model)
     # Hearth's extension: "hearth": {"collections": [...]} answers from documents
     docs = await documents.prepare(request.app.state, body, info, backend,
                                    srv.config.max_tokens_cap)
@@ -128,7 +141,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any
 @router.post("/v1/completions", tags=["completions"])
 async def completions(body: CompletionRequest, request: Request) -> Any:
     srv = _srv(request)
-    backend, model, info = srv.router.backend_for(body.model)
+    backend, model, info = await resolve(srv, body.model)
     plan = plan_completion(body, info, _lane(request), srv.config.max_tokens_cap)
     run = start_run(srv, request, backend, plan.requests, model)
     want_logprobs = body.logprobs is not None
@@ -150,17 +163,19 @@ def _lane(request: Request) -> Lane:
 @router.post("/v1/embeddings", tags=["embeddings"])
 async def embeddings(body: EmbeddingRequest, request: Request) -> Any:
     srv = _srv(request)
-    backend, model, _ = srv.router.backend_for(body.model)
+    backend, model, info = await resolve(srv, body.model)
     texts = [body.input] if isinstance(body.input, str) else list(body.input)
     if not texts or len(texts) > MAX_EMBED_INPUTS:
         raise APIError(400, f"'input' needs 1 to {MAX_EMBED_INPUTS} texts.",
                        code="invalid_request", param="input")
-    vectors = await embed(srv, backend, texts, _lane(request))
-    return embedding_response(vectors, body, model)
+    vectors, n_tokens = await embed(srv, backend, texts, _lane(request), info.path)
+    return embedding_response(vectors, body, model, n_tokens)
 
 
-async def embed(srv: Any, backend: Any, texts: list[str], lane: Lane) -> np.ndarray:
-    """Embed through the backend under an admission slot (embedding shares the engine)."""
+async def embed(srv: Any, backend: Any, texts: list[str], lane: Lane,
+                path: str) -> tuple[np.ndarray, int]:
+    """Embed through the backend under an admission slot (embedding shares the engine);
+    also the tokens embedded, counted with the model's tokenizer (``usage``)."""
     embed_fn = getattr(backend, "embed", None)
     if embed_fn is None:
         raise APIError(400, "This model's engine does not compute embeddings.",
@@ -173,7 +188,12 @@ async def embed(srv: Any, backend: Any, texts: list[str], lane: Lane) -> np.ndar
     never = threading.Event()
     try:
         await asyncio.to_thread(srv.admission.wait, ticket, never)
-        return await asyncio.to_thread(embed_fn, texts)
+
+        def work() -> tuple[np.ndarray, int]:
+            vectors = embed_fn(texts)
+            return vectors, srv.tokens.embedding_inputs(path, texts) or 0
+
+        return await asyncio.to_thread(work)
     except APIError:
         raise
     except Exception as err:  # HearthError from the engine: the user's message

@@ -64,8 +64,8 @@ def test_eight_concurrent_streams_each_get_their_own_reply(api: Running) -> None
     assert len({c.text for c in alone.values()}) > 1  # the prompts really differ
 
 
-def _open_stream(api: Running, chunks: int = 1) -> tuple[httpx.Client, Iterator[str],
-                                                        float]:
+def open_stream(api: Running, chunks: int = 1) -> tuple[httpx.Client, Iterator[str],
+                                                       float]:
     """A long streamed completion, opened and read up to its ``chunks``-th text chunk:
     the client, the rest of its lines (while that iterator lives, the stream stays open:
     dropping it closes the connection, a disconnect), and the median time between those
@@ -93,7 +93,7 @@ def test_a_full_queue_is_429_with_retry_after(api: Running) -> None:
     admission.max_queue = 0
     streams = []
     try:
-        streams = [_open_stream(api)[:2] for _ in range(admission.slots)]
+        streams = [open_stream(api)[:2] for _ in range(admission.slots)]
         assert admission.running == admission.slots
         r = httpx.post(f"{api.url}/completions", json={"model": api.model, "prompt": "Hi",
                                                        "max_tokens": 1})
@@ -115,7 +115,7 @@ def test_a_full_queue_is_429_with_retry_after(api: Running) -> None:
 
 
 def test_a_disconnect_cancels_the_generation_within_100_ms(api: Running) -> None:
-    client, _lines, gap_ms = _open_stream(api, chunks=6)
+    client, _lines, gap_ms = open_stream(api, chunks=6)
     t_close = time.perf_counter_ns()
     client.close()
     entry = next(e for e in reversed(api.srv.log.entries()) if e.path == "/v1/completions")

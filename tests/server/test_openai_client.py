@@ -5,10 +5,13 @@ logprobs, tools, embeddings, several choices."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import jsonschema_rs
+import llama_cpp
 import pytest
 
+from core.engine.speculative.compat import vocab_only
 from tests.server.conftest import Running
 
 PROMPT = "The capital of France is"
@@ -154,9 +157,24 @@ def test_n_choices_and_a_list_of_prompts(api: Running) -> None:
     assert reply.usage.completion_tokens == 16
 
 
-def test_embeddings_have_one_row_per_input(api: Running) -> None:
-    result = api.client().embeddings.create(model=api.model,
-                                            input=["a red apple", "a green pear", "tax law"])
+def _embedded_tokens(model: Path, texts: list[str]) -> int:
+    """Tokens the texts are embedded from, by llama.cpp's tokenizer of the model (special
+    tokens added, as the embedder does)."""
+    with vocab_only(model) as vocab:
+        counts = []
+        for text in texts:
+            data = text.encode()
+            buf = (llama_cpp.llama_token * (len(data) + 8))()
+            counts.append(llama_cpp.llama_tokenize(vocab, data, len(data), buf, len(buf),
+                                                   True, False))
+    return sum(counts)
+
+
+def test_embeddings_have_one_row_per_input(api: Running, default_model: Path) -> None:
+    texts = ["a red apple", "a green pear", "tax law"]
+    result = api.client().embeddings.create(model=api.model, input=texts)
+    assert result.usage.prompt_tokens == _embedded_tokens(default_model, texts) > len(texts)
+    assert result.usage.total_tokens == result.usage.prompt_tokens
     vectors = [d.embedding for d in result.data]
     assert len(vectors) == 3 and len({len(v) for v in vectors}) == 1
     assert len(vectors[0]) == 640  # Gemma 3 270M's embedding width
