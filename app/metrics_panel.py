@@ -8,11 +8,20 @@ carries its label ("measured" or "estimated" with the formula).
 Its cost on the GUI thread is taken from the engine on a small machine, so it is bounded:
 the curves are computed incrementally and drawn with at most ``MAX_POINTS`` points, one plot
 per tick, and a tick that cost more than its share of the time stretches the next interval.
+That cost includes the layout and painting Qt does after a tick (the plots' above all: a
+zero timer marks when they are done). The axes' ranges move in 1-2-5 steps, set by the panel
+(pyqtgraph's auto-range re-reads every curve and rebuilds the axes' ticks at every paint,
+which measured 3-4 ms per update, more than the rest of the panel), so a plot whose data
+grew only repaints its curve. What rarely changes (the worker's pid, whether the engine is
+remote: each a path resolution in the pool) is read once a second, and a closed panel does
+no work at all.
 """
 
 from __future__ import annotations
 
+import math
 import time
+from collections import deque
 from dataclasses import replace
 from pathlib import Path
 
@@ -34,11 +43,12 @@ from core.telemetry import CostSettings, RequestAccounting, SessionLedger, Telem
 from core.telemetry import account as account_request
 from core.telemetry.accounting import EnergyIntegral, accounting_for
 
-UPDATE_MS = 100  # 10 Hz at most: the panel must never steal the event loop
+UPDATE_MS = 200  # 5 Hz at most: live to the eye, and little taken from the engine
 PANEL_BUDGET = 0.02  # share of the GUI thread's time the panel may take
 POWER_WINDOW_S = 180
 MAX_POINTS = 240  # per curve: drawing cost must not grow with the reply
 SPEED_WINDOW = 8  # tokens in the rolling tok/s
+SLOW_EVERY = 5  # ticks between reads of what rarely changes (pid, remote)
 
 
 REMOTE = "unknown (remote engine)"
@@ -58,6 +68,37 @@ def bounded(values: list[float], n: int = MAX_POINTS) -> tuple[list[float], list
         xs.append((lo + hi - 1) / 2)
         ys.append(sum(chunk) / len(chunk))
     return xs, ys
+
+
+def nice_ceiling(value: float) -> float:
+    """The smallest of 1, 2, 5 × 10^k that is ≥ ``value`` (an axis end that seldom moves)."""
+    if value <= 0 or not math.isfinite(value):
+        return 1.0
+    exp = math.floor(math.log10(value))
+    for step in (1.0, 2.0, 5.0, 10.0):
+        if step * 10.0 ** exp >= value * (1 - 1e-9):
+            return step * 10.0 ** exp
+    return 10.0 ** (exp + 1)
+
+
+class _Plot(pg.PlotWidget):
+    """A plot whose view range only moves when :meth:`show_range` is given a different
+    one, and never by the mouse (the panel is a display)."""
+
+    def __init__(self, title: str) -> None:
+        super().__init__(title=title)
+        self._range: tuple[float, float, float, float] | None = None
+        self.setMenuEnabled(False)
+        self.setMouseEnabled(False, False)
+        self.hideButtons()
+        self.getPlotItem().getViewBox().disableAutoRange()
+        for side in ("left", "bottom"):
+            self.getAxis(side).enableAutoSIPrefix(False)
+
+    def show_range(self, x0: float, x1: float, y0: float, y1: float) -> None:
+        if (x0, x1, y0, y1) != self._range:
+            self._range = (x0, x1, y0, y1)
+            self.setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0)
 
 
 def _value_label(key: str) -> QLabel:
@@ -83,11 +124,13 @@ class MetricsPanel(QDockWidget):
         self.ledger = SessionLedger()
         self.last: RequestAccounting | None = None
         self.updates = 0
-        self.refresh_cpu_ms: list[float] = []
+        self.refresh_cpu_ms: deque[float] = deque(maxlen=1000)  # the latest ticks
         self._stamps: list[int] = []
         self._gaps: list[float] = []
         self._speeds: list[float] = []
         self._drawn = [-1, -1]  # tokens drawn on the speed and latency curves
+        self._pid: int | None = None
+        self._remote_now = False
         body = QWidget()
         col = QVBoxLayout(body)
         pg.setConfigOptions(antialias=False, background="w", foreground="k")
@@ -130,19 +173,25 @@ class MetricsPanel(QDockWidget):
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self.refresh)
+        self._painted = QTimer(self)  # fires once what a tick posted (layout, paint) is done
+        self._painted.setSingleShot(True)
+        self._painted.setInterval(0)
+        self._painted.timeout.connect(self._on_painted)
+        self._tick_cpu = 0.0
         if sampler is not None:
             self.attach_sampler(sampler)
 
     def _plot(self, col: QVBoxLayout, title: str, color: str, width: int,
-              bottom: str | None = None) -> tuple[pg.PlotWidget, pg.PlotDataItem]:
-        plot = pg.PlotWidget(title=title)
+              bottom: str | None = None) -> tuple[_Plot, pg.PlotDataItem]:
+        plot = _Plot(title)
         plot.setMinimumHeight(100)
         plot.setMinimumWidth(120)
-        plot.setMenuEnabled(False)
         if bottom:
             plot.setLabel("bottom", bottom)
         col.addWidget(plot)
-        return plot, plot.plot(pen=pg.mkPen(color, width=width))
+        curve = plot.plot(pen=pg.mkPen(color, width=width))
+        curve.setSkipFiniteCheck(True)  # the panel's own figures: always finite
+        return plot, curve
 
     # -- inputs --------------------------------------------------------------------------
     def attach_sampler(self, sampler: TelemetrySampler) -> None:
@@ -174,25 +223,32 @@ class MetricsPanel(QDockWidget):
     # -- drawing -------------------------------------------------------------------------
     def refresh(self) -> None:
         """One update: current reply's speed, power history, gauges. Its CPU time on the
-        GUI thread is recorded in ``refresh_cpu_ms`` (the panel's whole cost); the next
-        one comes after UPDATE_MS, or later if this one cost more than PANEL_BUDGET."""
-        t0 = time.thread_time()
+        GUI thread, with the layout and paints it causes, is recorded in ``refresh_cpu_ms``
+        (the panel's whole cost); the next one comes after UPDATE_MS, or later if this one
+        cost more than PANEL_BUDGET. A closed panel only waits for the next tick."""
+        if not self.isVisible():
+            if self.sampler is not None:
+                self._timer.start(UPDATE_MS)
+            return
+        self._tick_cpu = time.thread_time()
         try:
             self._refresh()
         finally:
-            cost = (time.thread_time() - t0) * 1000
-            self.refresh_cpu_ms.append(cost)
-            if self.sampler is not None:
-                self._timer.start(max(UPDATE_MS, int(cost / PANEL_BUDGET)))
+            self._painted.start()
+
+    def _on_painted(self) -> None:
+        cost = (time.thread_time() - self._tick_cpu) * 1000
+        self.refresh_cpu_ms.append(cost)
+        if self.sampler is not None:
+            self._timer.start(max(UPDATE_MS, int(cost / PANEL_BUDGET)))
 
     def _take_stamps(self) -> None:
         """Extend the gap and speed series with the pieces that arrived since last time."""
-        stamps = self.bridge.reply_stamps()
-        if len(stamps) < len(self._stamps) or stamps[:1] != self._stamps[:1]:
+        head = self.bridge.reply_stamps(0, 1)
+        if head != self._stamps[:1] or self.bridge.reply_pieces() < len(self._stamps):
             self._stamps, self._gaps, self._speeds = [], [], []  # a new reply
             self._drawn = [-1, -1]
-        new = stamps[len(self._stamps):]
-        for t in new:
+        for t in self.bridge.reply_stamps(len(self._stamps)):
             if self._stamps:
                 self._gaps.append((t - self._stamps[-1]) / 1e6)
                 recent = self._gaps[-SPEED_WINDOW:]
@@ -202,41 +258,52 @@ class MetricsPanel(QDockWidget):
     def _refresh(self) -> None:
         assert self.sampler is not None
         self.updates += 1
-        pid = self.bridge.worker_pid
-        if pid is not None and pid != self.sampler.pid:
-            self.sampler.set_pid(pid)  # the worker was restarted
+        if self.updates % SLOW_EVERY == 1:
+            self._pid = self.bridge.worker_pid
+            self._remote_now = self._remote()
+        if self._pid is not None and self._pid != self.sampler.pid:
+            self.sampler.set_pid(self._pid)  # the worker was restarted
         self._take_stamps()
-        # Redrawing a plot (axes, ticks, curve) is the panel's one real cost on the GUI
-        # thread: one plot per tick, each redrawn only when it has something new.
-        plot = self.updates % 3
-        n = len(self._gaps)
+        # Redrawing a plot is the panel's one real cost on the GUI thread (2-5 ms): one plot
+        # per tick, each only when it has something new; tok/s every other tick.
+        n, turn = len(self._gaps), self.updates % 4
         if self._speeds:
             self.labels["speed"].setText(f"{self._speeds[-1]:.1f} tok/s "
                                          f"(last {SPEED_WINDOW} tokens)")
-        if plot == 0 and n != self._drawn[0]:
-            self.speed_curve.setData(*bounded(self._speeds))
+        if turn in (0, 2) and n != self._drawn[0]:
+            self._draw_tokens(self.speed_plot, self.speed_curve, self._speeds)
             self._drawn[0] = n
-        elif plot == 1 and n != self._drawn[1]:
-            self.latency_curve.setData(*bounded(self._gaps))
+        elif turn == 1 and n != self._drawn[1]:
+            self._draw_tokens(self.latency_plot, self.latency_curve, self._gaps)
             self._drawn[1] = n
-        now = time.perf_counter_ns()
-        samples = self.sampler.samples(now - POWER_WINDOW_S * 1_000_000_000)
-        if plot == 2:
+        latest = self.sampler.latest()
+        if turn == 3:
+            now = time.perf_counter_ns()
+            samples = self.sampler.samples(now - POWER_WINDOW_S * 1_000_000_000)
             powered = [((s.t_ns - now) / 1e9, s.power_w) for s in samples
                        if s.power_w is not None]
             if powered:
                 step = max(1, len(powered) // MAX_POINTS)
                 self.power_curve.setData([t for t, _ in powered[::step]],
                                          [p for _, p in powered[::step]])
-        remote = self._remote()
+                top = max(p for _, p in powered)
+                self.power_plot.show_range(-POWER_WINDOW_S, 0, 0, nice_ceiling(top * 1.1))
+        remote = self._remote_now
         if remote != self._shown_remote:  # the plot is this computer's, never the engine's
             self._shown_remote = remote
             self.power_plot.setTitle(POWER_TITLES[remote])
             if remote:
                 self.labels["power"].setText(REMOTE)
-        latest = samples[-1] if samples else None
         if latest is not None:
             self._gauges(latest, remote)
+
+    @staticmethod
+    def _draw_tokens(plot: _Plot, curve: pg.PlotDataItem, values: list[float]) -> None:
+        """A per-token curve, its axes ending at the next 1-2-5 step past its data."""
+        xs, ys = bounded(values)
+        curve.setData(xs, ys)
+        plot.show_range(0, nice_ceiling(max(len(values), 10)), 0,
+                        nice_ceiling(max(ys, default=1.0) * 1.1))
 
     def _gauges(self, latest, remote: bool) -> None:
         if latest.power_w is not None and not remote:

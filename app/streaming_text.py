@@ -44,6 +44,7 @@ class StreamingText(QWidget):
         self._spacing = QFontMetricsF(self.font()).lineSpacing()
         self.layouts_made = 0  # layout passes
         self.laid_out = 0  # characters laid out by the last append (stays about a line)
+        self.dirty = QRect()  # what the last append repainted
         self.setFixedHeight(0)
 
     # -- content ---------------------------------------------------------------------------
@@ -68,6 +69,8 @@ class StreamingText(QWidget):
         if self._width <= 0:  # not laid out yet: the first resize lays it all out
             return
         first_changed = len(self._lines)
+        was_open = self._open is not None
+        old_end = self._line(first_changed).naturalTextWidth() if was_open else 0.0
         self.laid_out = 0
         parts = piece.split("\n")
         self._cur += parts[0]
@@ -78,7 +81,16 @@ class StreamingText(QWidget):
         total = self.line_count()
         self._fit(total)
         top = int(first_changed * self._spacing)
-        self.update(QRect(0, top, self.width(), int(total * self._spacing) - top + 1))
+        if was_open and total == first_changed + 1:
+            # The same last line, longer: only its new end is repainted (and flushed to the
+            # screen), a few pixels back for shaping that joins the old text to the new.
+            left = max(0, int(old_end - self._spacing))
+            right = min(self.width(), int(self._line(first_changed).naturalTextWidth()
+                                          + self._spacing))
+            self.dirty = QRect(left, top, max(1, right - left), int(self._spacing) + 1)
+        else:
+            self.dirty = QRect(0, top, self.width(), int(total * self._spacing) - top + 1)
+        self.update(self.dirty)
 
     def line_count(self) -> int:
         return len(self._lines) + (1 if self._open is not None else 0)

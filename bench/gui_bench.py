@@ -48,7 +48,7 @@ window = launched.window
 window.resize(int(sys.argv[3]), int(sys.argv[4]))
 marks = []  # (pieces so far, GUI thread CPU s, GUI process CPU s) after each view update
 def mark(_text):
-    marks.append((len(window.bridge.reply_stamps()), time.thread_time(), time.process_time()))
+    marks.append((window.bridge.reply_pieces(), time.thread_time(), time.process_time()))
 def send(_loaded):
     def go():
         window.input.setPlainText(sys.argv[2])

@@ -36,6 +36,7 @@ def test_panel_updates_during_stream(qtbot, make_window, tmp_path: Path) -> None
         xs, _ys = panel.speed_curve.getData()
         mid_points = 0 if xs is None else len(xs)
         probe.stop()  # a screenshot blocks the loop on purpose: not a stall of the app
+        spanned = len(panel.refresh_cpu_ms)  # a tick's cost runs to its paint: this one's
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         window.grab().save(str(ARTIFACTS / "metrics-panel-mid-stream.png"))
         probe.start(reset=False)
@@ -46,8 +47,10 @@ def test_panel_updates_during_stream(qtbot, make_window, tmp_path: Path) -> None
     assert panel.updates - updates_before >= 5
     assert probe.max_stall_ms <= STALL_BOUND_MS
     assert percentile(probe.stalls_ms, 99) <= P99_BOUND_MS
-    # What the panel itself costs the GUI thread (CPU time, immune to scheduling): a frame.
-    cost = sorted(panel.refresh_cpu_ms)
+    # What the panel itself costs the GUI thread (CPU time, immune to scheduling), with the
+    # layout and paints each tick causes: a frame.
+    # (the tick whose paint waited behind the screenshot counts the screenshot: left out)
+    cost = sorted(c for i, c in enumerate(panel.refresh_cpu_ms) if i != spanned)
     print(f"panel refresh CPU time: p50 {cost[len(cost) // 2]:.2f} ms, max {cost[-1]:.2f} ms")
     assert cost[-1] <= 16.0
     # This machine has no NVML and no readable RAPL: the figures say so.

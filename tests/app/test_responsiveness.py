@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from app.bridge import MAX_FRAME_MS
 from app.responsiveness import LoopProbe, percentile
 from core.models.library import Library
 from core.settings import Settings
@@ -17,7 +18,11 @@ FRAME_MS = 16.0
 # (a blocking call on the GUI thread costs 100s of ms): on 2 cores the GUI thread shares
 # them with two engine threads, and in the full suite the worst tick was 25.7-33.8 ms.
 STALL_BOUND_MS = 45.0
-P99_BOUND_MS = 25.0  # token p99 measured 11.9-16.5 ms by make bench
+P99_BOUND_MS = 25.0  # loop-tick p99
+# Text reaches the view within one update interval: 16 ms while the view is cheap, up to
+# MAX_FRAME_MS (~30 updates a second) when one update costs the GUI more than its budget, so
+# that a fast engine keeps its speed (issue 18). The median stays within a 60 Hz frame.
+DELIVERY_P99_MS = MAX_FRAME_MS + 8.0
 
 
 def test_event_loop_and_token_latency_while_streaming_and_downloading(
@@ -53,5 +58,5 @@ def test_event_loop_and_token_latency_while_streaming_and_downloading(
     assert len(probe.stalls_ms) > 100
     assert probe.max_stall_ms <= STALL_BOUND_MS
     assert percentile(probe.stalls_ms, 99) <= P99_BOUND_MS
-    assert p99 <= P99_BOUND_MS
+    assert p99 <= DELIVERY_P99_MS
     assert percentile(delivery, 50) <= FRAME_MS
