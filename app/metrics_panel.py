@@ -265,12 +265,15 @@ class MetricsPanel(QDockWidget):
             self.sampler.set_pid(self._pid)  # the worker was restarted
         self._take_stamps()
         # Redrawing a plot is the panel's one real cost on the GUI thread (2-5 ms): one plot
-        # per tick, each only when it has something new; tok/s every other tick.
-        n, turn = len(self._gaps), self.updates % 4
+        # per tick, each only when it has something new. Of 8 ticks, tok/s gets 4, latency 3
+        # (the two token curves stay within a few tenths of a second of each other) and the
+        # power curve, whose samples come about once a second, 1.
+        n, cycle = len(self._gaps), self.updates % 8
+        turn = 0 if cycle % 2 == 0 else (3 if cycle == 7 else 1)
         if self._speeds:
             self.labels["speed"].setText(f"{self._speeds[-1]:.1f} tok/s "
                                          f"(last {SPEED_WINDOW} tokens)")
-        if turn in (0, 2) and n != self._drawn[0]:
+        if turn == 0 and n != self._drawn[0]:
             self._draw_tokens(self.speed_plot, self.speed_curve, self._speeds)
             self._drawn[0] = n
         elif turn == 1 and n != self._drawn[1]:

@@ -35,6 +35,8 @@ def test_panel_updates_during_stream(qtbot, make_window, tmp_path: Path) -> None
         qtbot.wait(250)  # let the 10 Hz timer draw a frame mid-stream
         xs, _ys = panel.speed_curve.getData()
         mid_points = 0 if xs is None else len(xs)
+        lat_xs, _ = panel.latency_curve.getData()
+        mid_latency = 0 if lat_xs is None else len(lat_xs)
         probe.stop()  # a screenshot blocks the loop on purpose: not a stall of the app
         spanned = len(panel.refresh_cpu_ms)  # a tick's cost runs to its paint: this one's
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -44,6 +46,7 @@ def test_panel_updates_during_stream(qtbot, make_window, tmp_path: Path) -> None
     print(f"\npanel: {panel.updates - updates_before} updates, max loop stall "
           f"{probe.max_stall_ms:.1f} ms, GC {probe.gc_summary()}")
     assert mid_points >= 10, "the tok/s curve did not grow during the stream"
+    assert mid_latency >= 10, "the latency curve did not grow during the stream"
     assert panel.updates - updates_before >= 5
     assert probe.max_stall_ms <= STALL_BOUND_MS
     assert percentile(probe.stalls_ms, 99) <= P99_BOUND_MS
