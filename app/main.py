@@ -203,7 +203,8 @@ def launch(app, args: argparse.Namespace) -> Launched:
     from core.chat.history import HistoryStore
     from core.settings import load_settings
 
-    settings = load_settings()
+    settings_problems: list[str] = []
+    settings = load_settings(problems=settings_problems)
     if args.max_tokens:
         settings.max_tokens = args.max_tokens
     history = HistoryStore()
@@ -279,16 +280,23 @@ def launch(app, args: argparse.Namespace) -> Launched:
             f"Ready. {plural(n, 'model')} in your library: File › Models… (Ctrl+M) to "
             "switch.", 8000))
 
+    def startup_done(text: str) -> None:
+        """Start-up's last status line, then what was wrong with the settings file (shown
+        after it, so the progress messages do not cover it)."""
+        progress.done(text)
+        while settings_problems:
+            window.report_error(settings_problems.pop(0))
+
     def loaded(event: object) -> None:
         _milestone(args.timings, "model_loaded")
-        progress.done(f"Ready: {getattr(event, 'model_name', 'model loaded')}.")
+        startup_done(f"Ready: {getattr(event, 'model_name', 'model loaded')}.")
         scan_timer.start()
 
     scan_timer.timeout.connect(scan_when_idle)
     window.modelLoaded.connect(loaded)
-    bridge.loadFailed.connect(lambda _message: progress.done("The model did not load."))
+    bridge.loadFailed.connect(lambda _message: startup_done("The model did not load."))
     if args.no_model or args.exit_when_shown:
-        progress.done("No model loaded.")
+        startup_done("No model loaded.")
     else:
         window.model_label.setText("Preparing the model…")
         progress.preparing(*_preparing(args, settings))

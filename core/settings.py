@@ -174,11 +174,13 @@ def settings_path() -> Path:
     return hearth_home() / "settings.json"
 
 
-def load_settings(path: Path | None = None) -> Settings:
+def load_settings(path: Path | None = None, problems: list[str] | None = None) -> Settings:
     """The saved settings, or defaults. One bad value costs only itself: it takes its
     default, is named in the log, and the file as it was is kept beside it as
     ``settings.json.bad`` (nothing the user set is lost). A file that is not a JSON object
-    at all is renamed ``.bad`` and replaced."""
+    at all is renamed ``.bad`` and replaced. Each such problem is also appended to
+    ``problems`` (one sentence each) for a front end to show."""
+    problems = problems if problems is not None else []
     path = path or settings_path()
     try:
         data = json.loads(path.read_text())
@@ -189,6 +191,8 @@ def load_settings(path: Path | None = None) -> Settings:
     except (OSError, ValueError) as err:
         _log.warning("settings file %s is unreadable (%s); set aside as .bad, defaults used",
                      path, err)
+        problems.append(f"The settings file was damaged ({err}); it was kept as "
+                        f"{path.with_suffix('.json.bad').name} and the defaults are used.")
         os.replace(path, path.with_suffix(".json.bad"))
         return Settings()
     settings, rejected = Settings(), []
@@ -207,6 +211,9 @@ def load_settings(path: Path | None = None) -> Settings:
         settings = candidate
     if rejected:
         shutil.copyfile(path, path.with_suffix(".json.bad"))
+        problems.append(f"Some settings were invalid and are back to their defaults: "
+                        f"{', '.join(rejected)} (the file as it was is kept as "
+                        f"{path.with_suffix('.json.bad').name}).")
     return settings
 
 

@@ -22,12 +22,14 @@ def test_one_bad_value_keeps_every_other_setting(tmp_path: Path,
     data["threads"] = -4  # out of range
     data["top_k"] = "many"  # wrong type
     path.write_text(json.dumps(data))
+    problems: list[str] = []
     with caplog.at_level(logging.WARNING, logger="hearth.settings"):
-        loaded = load_settings(path)
+        loaded = load_settings(path, problems)
     assert (loaded.n_ctx, loaded.temperature, loaded.models_dir, loaded.send_with) == (
         8192, 0.3, "/data/models", "ctrl+enter")
     assert loaded.threads == Settings().threads and loaded.top_k == Settings().top_k
     assert "'threads'" in caplog.text and "'top_k'" in caplog.text
+    assert len(problems) == 1 and "threads, top_k" in problems[0] and ".bad" in problems[0]
     assert json.loads((tmp_path / "settings.json.bad").read_text()) == data  # nothing lost
     assert path.is_file()
 
@@ -35,7 +37,9 @@ def test_one_bad_value_keeps_every_other_setting(tmp_path: Path,
 def test_a_damaged_file_is_set_aside(tmp_path: Path) -> None:
     path = tmp_path / "settings.json"
     path.write_text("{ not json")
-    assert load_settings(path) == Settings()
+    problems: list[str] = []
+    assert load_settings(path, problems) == Settings()
+    assert len(problems) == 1 and "damaged" in problems[0]
     assert not path.exists() and (tmp_path / "settings.json.bad").read_text() == "{ not json"
 
 
