@@ -20,6 +20,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.errors import ConfigError, HearthError
 from core.gguf.info import ModelInfo
@@ -28,6 +29,9 @@ from core.models.hub.remote_header import read_remote
 from core.planning.hardware import HardwareProfile, format_size, manual_profile, probe
 from core.planning.memory_model import LoadConfig, measure_host_memory, predict
 from core.planning.planner import Plan, PlanSettings, plan
+
+if TYPE_CHECKING:
+    from core.settings import Settings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -186,10 +190,19 @@ def run(args: argparse.Namespace) -> int:
 
 
 # -- profiles ---------------------------------------------------------------------------
-def print_profiles(as_json: bool) -> int:
+def user_settings() -> Settings:
+    """The saved settings; what was wrong with the file is said on stderr (and logged)."""
     from core.settings import load_settings
 
-    profiles = load_settings().all_profiles()
+    problems: list[str] = []
+    settings = load_settings(problems=problems)
+    for problem in problems:
+        print(f"hearth-cli: {problem}", file=sys.stderr)
+    return settings
+
+
+def print_profiles(as_json: bool) -> int:
+    profiles = user_settings().all_profiles()
     if as_json:
         json.dump([p.to_dict() for p in profiles.values()], sys.stdout, indent=2)
         print()
@@ -205,9 +218,9 @@ def print_profiles(as_json: bool) -> int:
 
 def profile_plan(name: str, models: list[Path] | None = None,
                  hardware: HardwareProfile | None = None):
-    from core.settings import load_settings, plan_named_profile
+    from core.settings import plan_named_profile
 
-    return plan_named_profile(load_settings(), name, models, hardware)
+    return plan_named_profile(user_settings(), name, models, hardware)
 
 
 def run_profile(args: argparse.Namespace) -> int:
