@@ -17,6 +17,11 @@ STALL_BOUND_MS = 45.0
 P99_BOUND_MS = 25.0
 
 
+def points(curve) -> int:
+    xs, _ys = curve.getData()
+    return 0 if xs is None else len(xs)
+
+
 def test_panel_updates_during_stream(qtbot, make_window, tmp_path: Path) -> None:
     window = make_window(app_settings(max_tokens=120))
     window.resize(1280, 800)
@@ -32,11 +37,10 @@ def test_panel_updates_during_stream(qtbot, make_window, tmp_path: Path) -> None
     with qtbot.waitSignal(window.replyFinished, timeout=120_000) as blocker:
         window.send_button.click()
         qtbot.waitUntil(lambda: len(chunks) >= 30, timeout=60_000)
-        qtbot.wait(250)  # let the 10 Hz timer draw a frame mid-stream
-        xs, _ys = panel.speed_curve.getData()
-        mid_points = 0 if xs is None else len(xs)
-        lat_xs, _ = panel.latency_curve.getData()
-        mid_latency = 0 if lat_xs is None else len(lat_xs)
+        # The panel redraws one plot per tick (5 Hz): each token curve within a second.
+        qtbot.waitUntil(lambda: min(points(panel.speed_curve), points(panel.latency_curve))
+                        >= 10 or blocker.signal_triggered, timeout=5_000)
+        mid_points, mid_latency = points(panel.speed_curve), points(panel.latency_curve)
         probe.stop()  # a screenshot blocks the loop on purpose: not a stall of the app
         spanned = len(panel.refresh_cpu_ms)  # a tick's cost runs to its paint: this one's
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
