@@ -1,6 +1,7 @@
 """``make bench``: Hearth's speed against llama.cpp's own tools, side by side, in one run.
 
-Prints a table of means and ratios (Hearth ÷ reference) and writes the raw samples to
+Prints a table of medians and ratios (Hearth ÷ reference, the median of paired samples:
+see bench/stats.py) and writes the raw samples to
 ``bench/results/<name>-<timestamp>.json``. Figures are for this machine in this run only;
 compare ratios, not absolute numbers, across machines.
 """
@@ -10,12 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import statistics
 import sys
 import time
 from pathlib import Path
 
 from bench.engine_bench import Row, bench_engine
+from bench.stats import median, wait_quiet
 from core.models.bundled import default_model_path
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -23,9 +24,9 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def print_table(title: str, rows: list[Row]) -> None:
     print(f"\n{title}")
-    print(f"{'measure':<34} {'Hearth':>10} {'reference':>12} {'ratio':>7}  reference")
+    print(f"{'measure (medians)':<34} {'Hearth':>10} {'reference':>12} {'ratio':>7}  reference")
     for row in rows:
-        h, r = statistics.mean(row.hearth), statistics.mean(row.reference)
+        h, r = median(row.hearth), median(row.reference)
         print(f"{row.name:<34} {h:>10.2f} {r:>12.2f} {row.ratio:>7.3f}  {row.reference_name}")
 
 
@@ -55,28 +56,46 @@ def main(argv: list[str] | None = None) -> int:
                         help="skip the local server against llama-server")
     parser.add_argument("--skip-pool", action="store_true",
                         help="skip two models under one memory budget (swaps)")
+    parser.add_argument("--max-load", type=float, default=3.0,
+                        help="before each section wait (up to 2 min) for the 1-minute load "
+                             "average to fall to this (0: never wait); the bench's own last "
+                             "section leaves about 2 on a 2-core machine")
     args = parser.parse_args(argv)
     model = args.model or default_model_path()
+
+    def quiet(section: str) -> None:
+        load = wait_quiet(section, args.max_load)
+        print(f"\n[{section}: starts at load {load:.1f}]")
+
+    quiet("engine")
     rows, setup = bench_engine(model, args.rounds, args.reps)
     print_table(f"Engine vs llama.cpp — {setup['model']}, {setup['threads']} threads", rows)
     path = save("engine", {"setup": setup, "rows": [r.to_dict() for r in rows]})
     print(f"\nraw samples: {path}", file=sys.stderr)
     if not args.skip_batched:
+        quiet("batching")
         bench_batching(model)
     from bench import gui_bench
 
+    quiet("window")
     gui_bench.main()
     from bench import cold_start
 
+    quiet("cold start")
     cold_start.main([])
     if not args.skip_speculative:
+        quiet("speculative")
         bench_speculative(args.rounds)
     if not args.skip_docs:
         from bench import docs_bench
 
+        quiet("documents")
+
         save("docs", docs_bench.main([]))
     if not args.skip_quality:
         from bench import quality_bench
+
+        quiet("quality")
 
         rows, table = quality_bench.main(max(2, args.rounds // 2), args.reps)
         print_table("hearth-cli bench vs llama-bench and llama-perplexity (default model)", rows)
@@ -85,11 +104,15 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_server:
         from bench import server_bench
 
+        quiet("server")
+
         rows_s = server_bench.main(["--model", str(model)])
         print(f"\nraw samples: {save('server', {'rows': [r.to_dict() for r in rows_s]})}",
               file=sys.stderr)
     if not args.skip_pool:
         from bench import pool_bench
+
+        quiet("pool")
 
         rows, setup = pool_bench.main(max(2, args.rounds // 2))
         print_table("Engine pool: two models alternating under a one-model budget "

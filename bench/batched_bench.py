@@ -74,7 +74,12 @@ def hearth_aggregate(client: EngineClient, width: int, n_vocab: int, seed: int) 
     return n / ((end - start) / 1e9)
 
 
-def bench_batched(model: Path, rounds: int = 3) -> tuple[list[Row], dict[str, object]]:
+def bench_batched(model: Path, rounds: int = 4) -> tuple[list[Row], dict[str, object]]:
+    """Each width is a pair per round: llama-batched-bench at that width and Hearth's B
+    streams, back to back, in alternating order (bench/stats.py: the ratio is the median of
+    the pairs'). llama-batched-bench runs one width per invocation, so its context has
+    ``n_seq_max = B`` where Hearth's worker keeps 16; in a unified cache that changes only the
+    sliding-window cache's reserve, never the cells the B sequences attend over."""
     exe = ensure_tool("llama-batched-bench")
     threads = default_threads()
     rows = {w: Row(f"aggregate decode, {w} seq (tok/s)", reference_name="llama-batched-bench")
@@ -89,11 +94,15 @@ def bench_batched(model: Path, rounds: int = 3) -> tuple[list[Row], dict[str, ob
 
         n_vocab = read_local(model).vocab_size or 32000
         hearth_aggregate(client, 2, n_vocab, 99)  # warm-up
+        run_batched_bench(exe, model, threads, (2,))
         for r in range(rounds):
-            reference = run_batched_bench(exe, model, threads, WIDTHS)
-            for w in WIDTHS:
-                rows[w].reference.append(reference[w])
-                rows[w].hearth.append(hearth_aggregate(client, w, n_vocab, r * 100 + w))
+            for i, w in enumerate(WIDTHS):
+                sides = ["reference", "hearth"] if (r + i) % 2 == 0 else ["hearth", "reference"]
+                for side in sides:
+                    if side == "reference":
+                        rows[w].reference.append(run_batched_bench(exe, model, threads, (w,))[w])
+                    else:
+                        rows[w].hearth.append(hearth_aggregate(client, w, n_vocab, r * 100 + w))
     setup = {"model": model.name, "threads": threads, "n_ctx": N_CTX, "n_batch": 2048,
              "n_ubatch": 512, "pp": N_PP, "tg": N_TG, "rounds": rounds,
              "worker_pid": loaded.worker_pid, "llama_batched_bench": str(exe)}

@@ -43,12 +43,17 @@ def cli_decode_tok_s(model: Path, threads: int, n_gen: int = N_GEN) -> float:
     return (len(stamps) - 1) / (stamps[-1] - stamps[0])
 
 
-def bench_cli(model: Path, rounds: int = 3, reps: int = 2) -> tuple[list[Row], dict[str, object]]:
+def bench_cli(model: Path, rounds: int = 4, reps: int = 2) -> tuple[list[Row], dict[str, object]]:
+    """``reps`` runs of each side per round, back to back, the order alternating by round;
+    sample i of one side pairs with sample i of the other (bench/stats.py)."""
     exe = ensure_llama_bench()
     threads = default_threads()
     row = Row(f"hearth-cli --json decode tg{N_GEN} (tok/s)", reference_name="llama-bench tg")
     cli_decode_tok_s(model, threads, 16)  # warm the page cache, as llama-bench's warm-up
-    for _ in range(rounds):
-        row.reference += run_llama_bench(exe, model, threads, 0, N_GEN, reps).samples_ts
-        row.hearth += [cli_decode_tok_s(model, threads) for _ in range(reps)]
+    for r in range(rounds):
+        for side in ("reference", "hearth") if r % 2 == 0 else ("hearth", "reference"):
+            if side == "reference":
+                row.reference += run_llama_bench(exe, model, threads, 0, N_GEN, reps).samples_ts
+            else:
+                row.hearth += [cli_decode_tok_s(model, threads) for _ in range(reps)]
     return [row], {"model": model.name, "threads": threads, "rounds": rounds, "reps": reps}

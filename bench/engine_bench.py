@@ -9,12 +9,12 @@ so the figure includes everything a user's request pays per token.
 from __future__ import annotations
 
 import random
-import statistics
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.llama_bench import ensure_llama_bench, run_llama_bench
+from bench.stats import median, paired_ratio
 from core.engine import (
     DoneEvent,
     Engine,
@@ -41,13 +41,14 @@ class Row:
 
     @property
     def ratio(self) -> float:
-        return statistics.mean(self.hearth) / statistics.mean(self.reference)
+        """Median of the paired ratios (:func:`bench.stats.paired_ratio`)."""
+        return paired_ratio(self.hearth, self.reference)
 
     def to_dict(self) -> dict[str, object]:
         return {"name": self.name, "hearth_tok_s": self.hearth,
                 "reference_tok_s": self.reference, "reference": self.reference_name,
-                "hearth_mean": statistics.mean(self.hearth),
-                "reference_mean": statistics.mean(self.reference), "ratio": self.ratio}
+                "hearth_median": median(self.hearth),
+                "reference_median": median(self.reference), "ratio": self.ratio}
 
 
 def final_event(events: Iterable[Event]) -> DoneEvent:
@@ -88,12 +89,22 @@ def bench_engine(model: Path, rounds: int, reps: int) -> tuple[list[Row], dict[s
         decode_tok_s(engine.generate, bos)  # warm-up, as llama-bench does
         prefill_tok_s(engine.generate, prompt)
         decode_tok_s(client.generate, bos)
-        for _ in range(rounds):
-            tg.reference += run_llama_bench(exe, model, engine.n_threads, 0, N_GEN, reps).samples_ts
-            tg.hearth += [decode_tok_s(engine.generate, bos) for _ in range(reps)]
-            pp.reference += run_llama_bench(exe, model, engine.n_threads, N_PROMPT, 0,
-                                            reps).samples_ts
-            pp.hearth += [prefill_tok_s(engine.generate, prompt) for _ in range(reps)]
+        threads = engine.n_threads
+
+        def ours(row: Row, measure: Callable[[], float]) -> Callable[[], None]:
+            return lambda: row.hearth.extend(measure() for _ in range(reps))
+
+        def theirs(row: Row, n_prompt: int, n_gen: int) -> Callable[[], None]:
+            return lambda: row.reference.extend(
+                run_llama_bench(exe, model, threads, n_prompt, n_gen, reps).samples_ts)
+
+        pairs = [(theirs(tg, 0, N_GEN), ours(tg, lambda: decode_tok_s(engine.generate, bos))),
+                 (theirs(pp, N_PROMPT, 0),
+                  ours(pp, lambda: prefill_tok_s(engine.generate, prompt)))]
+        for r in range(rounds):  # each pair back to back, the order alternating by round
+            for first, second in pairs:
+                for measure in (first, second) if r % 2 == 0 else (second, first):
+                    measure()
             for _ in range(reps):
                 worker.hearth.append(decode_tok_s(client.generate, bos))
                 worker.reference.append(decode_tok_s(engine.generate, bos))

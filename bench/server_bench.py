@@ -29,6 +29,7 @@ from pathlib import Path
 import httpx
 
 from bench.llama_bench import REPO_ROOT, ensure_tool
+from bench.stats import paired_ratio
 from core.engine.runtime.resources import default_threads
 
 N_GEN = 64
@@ -183,8 +184,8 @@ class Result:
 
     @property
     def ratio(self) -> float:
-        ref = statistics.median(self.reference)
-        return statistics.median(self.hearth) / ref if ref else float("nan")
+        """Median of the paired ratios (:func:`bench.stats.paired_ratio`)."""
+        return paired_ratio(self.hearth, self.reference)
 
     @property
     def met(self) -> bool:
@@ -218,9 +219,9 @@ def run(model: Path, rounds: int = 2, per_client: int = 2,
     try:
         for side in sides:  # warm both (first requests pay page faults)
             asyncio.run(_load(side, 1, 1, -1))
-        for r in range(rounds):
-            for side in sides if r % 2 == 0 else sides[::-1]:
-                for width in widths:
+        for r in range(rounds):  # each phase a pair: both sides back to back, alternating
+            for i, width in enumerate(widths):
+                for side in sides if (r + i) % 2 == 0 else sides[::-1]:
                     phase = asyncio.run(_load(side, width, per_client, r))
                     _log(f"round {r} {side.name} C={width}: {phase.tok_s:.1f} tok/s, TTFT "
                          f"p50 {statistics.median(phase.ttft_ms):.0f} ms")
@@ -229,8 +230,9 @@ def run(model: Path, rounds: int = 2, per_client: int = 2,
                         False, 1.1)
                     add(f"C={width} TTFT p99 ms", side, _p(phase.ttft_ms, 0.99), False,
                         float("inf"))
-                if not shared:
-                    continue
+            if not shared:
+                continue
+            for side in sides if r % 2 == 0 else sides[::-1]:
                 prefix = asyncio.run(_shared(side, r))
                 _log(f"round {r} {side.name} shared prefix: TTFT p50 "
                      f"{statistics.median(prefix.ttft_ms):.0f} ms")
@@ -244,7 +246,7 @@ def run(model: Path, rounds: int = 2, per_client: int = 2,
 
 def print_results(rows: list[Result], threads: int) -> None:
     print(f"\nLocal server vs llama-server — {threads} threads, {SLOTS} slots, "
-          f"{N_GEN}-token greedy streams (medians over rounds)")
+          f"{N_GEN}-token greedy streams (medians; ratio: median of paired rounds)")
     print(f"{'measure':<48} {'Hearth':>10} {'llama-server':>13} {'ratio':>7} {'goal':>7}")
     for row in rows:
         goal = "—" if row.goal == float("inf") else \
@@ -261,7 +263,7 @@ def main(argv: list[str] | None = None) -> list[Result]:
 
     parser = argparse.ArgumentParser(prog="python -m bench.server_bench")
     parser.add_argument("--model", type=Path)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--per-client", type=int, default=2,
                         help="requests each client sends one after another per phase")
     parser.add_argument("--widths", default=",".join(map(str, WIDTHS)),
