@@ -41,6 +41,8 @@ def error_of(event: ErrorEvent, retry_after_s: float = 1.0) -> APIError:
         return APIError(400, event.message, code="context_length_exceeded", param="messages")
     if kind in ("ConfigError", "TemplateError"):
         return APIError(400, event.message, code="invalid_request")
+    if kind == "GrammarError":  # the request's schema or grammar reached a dead end
+        return APIError(400, event.message, code="grammar_dead_end", param="response_format")
     if kind in ("ContextFullError", CANCELLED):
         return APIError(503, event.message, code="engine_busy", retry_after_s=retry_after_s)
     return APIError(500, event.message, code="engine_error")

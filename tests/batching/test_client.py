@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from core.engine import DoneEvent, EngineConfig, Event, GenerationRequest, SamplingParams
+from core.engine import (
+    DoneEvent,
+    EngineConfig,
+    ErrorEvent,
+    Event,
+    GenerationRequest,
+    SamplingParams,
+)
 from core.engine.process.client import EngineClient
 
 GREEDY = SamplingParams.greedy()
@@ -75,3 +82,22 @@ def test_cancel_by_id_stops_one_stream_only(client: EngineClient) -> None:
     assert results["short"].metrics.decode_tokens == 30
     assert results["long"].finish_reason == "cancelled"
     assert results["long"].metrics.decode_tokens < 400
+
+
+def test_a_grammar_dead_end_fails_its_request_and_no_other(client: EngineClient) -> None:
+    """No token's text can start a NUL character, and the grammar is not complete, so
+    nothing is allowed: llama.cpp would throw from inside its sampler and abort the worker
+    with every stream in it. The request gets a GrammarError; a stream beside it and the
+    worker live on."""
+    pid = client.worker_pid
+    beside = client.generate(_req("Count: 1, 2, 3,", 40))
+    first = next(beside)  # decoding before the bad request arrives
+    for temperature in (0.0, 0.8):  # greedy's and the sampled path's re-draw
+        dead = SamplingParams(temperature=temperature, grammar='root ::= "\\x00"')
+        *_, final = client.generate(GenerationRequest(prompt="Hello", sampling=dead,
+                                                      max_tokens=8))
+        assert isinstance(final, ErrorEvent), final
+        assert final.kind == "GrammarError" and "dead end" in final.message
+    *_, done = [first, *beside]
+    assert isinstance(done, DoneEvent) and done.metrics.decode_tokens == 40
+    assert client.worker_pid == pid and client.alive

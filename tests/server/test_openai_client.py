@@ -113,6 +113,24 @@ def test_json_schema_output_parses_and_validates(api: Running) -> None:
     assert (loose.choices[0].message.content or "").startswith("{")
 
 
+def test_a_schema_no_token_can_continue_is_a_400_and_the_server_lives_on(api: Running) -> None:
+    """After the opening quote this schema needs a NUL character, which no token's text can
+    start: llama.cpp's grammar would throw and abort the engine process mid-request."""
+    import openai
+
+    with pytest.raises(openai.BadRequestError) as caught:
+        api.client().chat.completions.create(
+            model=api.model, temperature=0, max_tokens=8,
+            messages=[{"role": "user", "content": "Say nothing."}],
+            response_format={"type": "json_schema",
+                             "json_schema": {"name": "nul", "schema": {"const": "\u0000"}}})
+    assert caught.value.code == "grammar_dead_end"
+    assert "dead end" in str(caught.value)
+    after = api.client().completions.create(model=api.model, prompt=PROMPT, max_tokens=3,
+                                            temperature=0)
+    assert after.choices[0].text
+
+
 def test_logprobs_of_each_token_with_alternatives(api: Running) -> None:
     reply = api.client().chat.completions.create(
         model=api.model, messages=CHAT, max_tokens=8, temperature=0, logprobs=True,

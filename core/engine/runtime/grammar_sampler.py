@@ -35,6 +35,9 @@ _DTYPE = np.dtype([("id", "<i4"), ("logit", "<f4"), ("p", "<f4")])
 # grammar pass over 64 tokens instead of 262,144); the full mask runs only when none of them
 # is allowed, or the best allowed ties with the 64th (a token outside could then win).
 TOP_K = 64
+DEAD_END = ("The output format allows no next token here: the grammar (from the JSON schema, "
+            "tool list or grammar given) reached a dead end that no token of this model can "
+            "continue. The reply so far is kept; a simpler schema may avoid it.")
 
 
 def _view(data: Any, size: int) -> np.ndarray:
@@ -61,6 +64,8 @@ class _Parts:
     drawn: int = 0  # tokens drawn
     refused: int = 0  # of them, refused by the grammar (and drawn again)
     full: int = 0  # of those, re-drawn with the grammar applied to every candidate
+    checked: int = -1  # the last selected token the grammar is known to allow
+    dead: bool = False  # the grammar allowed no token at all (see _accept)
 
     def __post_init__(self) -> None:
         self.one_array = llama_cpp.llama_token_data_array(ctypes.pointer(self.one), 1, -1,
@@ -106,7 +111,9 @@ def _apply(smpl: Any, cur_p: Any) -> None:
         parts.keep_copy(data, size)
     llama_cpp.llama_sampler_apply(parts.chain, cur_p)
     parts.drawn += 1
-    if parts.allows(arr.data[arr.selected].id):
+    drawn = arr.data[arr.selected].id
+    if parts.allows(drawn):
+        parts.checked = drawn
         return
     parts.refused += 1
     if parts.greedy:
@@ -149,8 +156,18 @@ def _best_allowed(parts: _Parts, cur_p: Any) -> None:
 
 
 def _accept(smpl: Any, token: int) -> None:
+    """Accept ``token`` into the grammar only if the grammar allows it. A grammar can reach
+    a dead end — no candidate allowed and end of generation not allowed either (a schema
+    whose next character no token's text can start; llama.cpp #12597, #18173) — and then
+    llama.cpp throws from inside accept, which aborts the whole worker and every stream in
+    it. Here the sampler is marked ``dead`` instead, and the scheduler ends that one request
+    with a clear error (:func:`grammar_dead`)."""
     parts = _of(smpl)
-    llama_cpp.llama_sampler_accept(parts.grammar, token)
+    if token == parts.checked or parts.allows(token):
+        llama_cpp.llama_sampler_accept(parts.grammar, token)
+    else:
+        parts.dead = True
+    parts.checked = -1
     llama_cpp.llama_sampler_accept(parts.chain, token)
 
 
@@ -204,13 +221,25 @@ def grammar_last(chain: Any, grammar: Any, *, greedy: bool) -> Any:
     return outer
 
 
+def _parts_of(sampler: Any) -> _Parts | None:
+    """The parts of a :func:`grammar_last` chain; None for any other sampler."""
+    inner = llama_cpp.llama_sampler_chain_get(sampler, 0)
+    if not inner or ctypes.cast(inner.contents.iface, ctypes.c_void_p).value \
+            != ctypes.addressof(_IFACE):
+        return None
+    return _parts[inner.contents.ctx]
+
+
 def refusals(sampler: Any) -> tuple[int, int, int]:
     """(tokens drawn, refused by the grammar, re-drawn over every candidate) of a
     :func:`grammar_last` sampler: how often each slower path ran (for tests and
     benchmarks); zeros for any other sampler."""
-    inner = llama_cpp.llama_sampler_chain_get(sampler, 0)
-    if not inner or ctypes.cast(inner.contents.iface, ctypes.c_void_p).value \
-            != ctypes.addressof(_IFACE):
-        return 0, 0, 0
-    parts = _parts[inner.contents.ctx]
-    return parts.drawn, parts.refused, parts.full
+    parts = _parts_of(sampler)
+    return (0, 0, 0) if parts is None else (parts.drawn, parts.refused, parts.full)
+
+
+def grammar_dead(sampler: Any) -> bool:
+    """Whether the last token this sampler took was one its grammar refused: the grammar
+    had reached a dead end, and the output no longer follows it."""
+    parts = _parts_of(sampler)
+    return parts is not None and parts.dead

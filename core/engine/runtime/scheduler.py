@@ -34,6 +34,7 @@ from core.engine.runtime import admission, beams
 from core.engine.runtime.chain import build_chain
 from core.engine.runtime.context import NO_ABORT, Batch, Context
 from core.engine.runtime.emit import TokenEmitter
+from core.engine.runtime.grammar_sampler import DEAD_END, grammar_dead
 from core.engine.runtime.job import Job, Sink, token_logprob
 from core.engine.runtime.model import LoadedModel
 from core.engine.runtime.prompt import PromptBuilder
@@ -44,8 +45,6 @@ if TYPE_CHECKING:
     from core.engine.speculative.speculator import Speculator
 
 QUEUE_LIMIT = 64
-
-
 BURST_TOKENS = 2  # streams with fewer generated tokens count as arrivals of the same burst
 
 
@@ -268,8 +267,7 @@ class Scheduler:
         return rc
 
     def _abort_requested(self, _data: Any) -> bool:
-        job = self._abort_job
-        return job is not None and job.cancel.is_set()
+        return self._abort_job is not None and self._abort_job.cancel.is_set()
 
     def _decode_failed(self, rc: int, decoding: list[Job], prefilling: list[Job]) -> None:
         """Roll the batch back (llama.cpp may have kept some of its cells); then an abort
@@ -324,6 +322,8 @@ class Scheduler:
             token = self.context.argmax(index)
         else:
             token = llama_cpp.llama_sampler_sample(seq.chain, self.context.ptr, index)
+            if job.request.sampling.grammar is not None and grammar_dead(seq.chain):
+                return self.fail(job, "GrammarError", DEAD_END)
         if job.request.logprobs is not None:
             job.logprobs.append(token_logprob(self.model, self.context.logits_row(index),
                                               token, job.request.logprobs))
