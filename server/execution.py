@@ -16,6 +16,7 @@ import contextlib
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -145,6 +146,51 @@ class ChoiceResult:
             self.error = event
 
 
+class LoopPost:
+    """Hands calls from the choice threads to the event loop, waking it once per burst.
+
+    Every scheduler step the worker sends all running requests' tokens in one message, so C
+    choice threads get an event within microseconds of each other; one
+    ``call_soon_threadsafe`` each would wake the loop up to C times per step. On 2 cores
+    every wake-up of this process is CPU taken from the engine's threads, so the calls queue
+    here and only the first of a burst wakes the loop, which runs them all in order."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._lock = threading.Lock()
+        self._pending: list[tuple[Callable[..., object], tuple[object, ...]]] = []
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop) -> LoopPost:
+        with _POSTS_LOCK:
+            post = _POSTS.get(loop)
+            if post is None:
+                post = _POSTS[loop] = cls(loop)
+            return post
+
+    def call(self, fn: Callable[..., object], *args: object) -> None:
+        """Run ``fn(*args)`` on the loop (raises RuntimeError once the loop is closed)."""
+        with self._lock:
+            first = not self._pending
+            self._pending.append((fn, args))
+        if first:
+            self._loop.call_soon_threadsafe(self._drain)
+
+    def _drain(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, []
+        for fn, args in pending:
+            try:
+                fn(*args)
+            except Exception:  # one bad call must not drop the others' events
+                log.exception("server: a call handed to the event loop failed")
+
+
+_POSTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopPost] = \
+    weakref.WeakKeyDictionary()
+_POSTS_LOCK = threading.Lock()
+
+
 class Run:
     """One API request's choices in flight. Create with :meth:`start` (which may raise
     ``QueueFull`` before anything runs); read with :meth:`next` or :meth:`collect`."""
@@ -154,7 +200,7 @@ class Run:
         self.queue: asyncio.Queue[tuple[int, Event]] = asyncio.Queue()
         self.results = [ChoiceResult(i) for i in range(n)]
         self.open = n  # choices without their final event yet
-        self._loop = loop
+        self._post = LoopPost.of(loop)
         self.on_final: FinalHook | None = None
         self._unsettled = n  # choice threads still finishing (recording their results)
         self._settled = asyncio.Event()
@@ -186,7 +232,7 @@ class Run:
             if isinstance(event, TextEvent):
                 produced += event.n_tokens
             with contextlib.suppress(RuntimeError):  # the loop is gone (server stopping)
-                self._loop.call_soon_threadsafe(self.queue.put_nowait, (index, event))
+                self._post.call(self.queue.put_nowait, (index, event))
 
         try:
             final = run_admitted(backend, admission, ticket, request, self.cancel_flag, sink)
@@ -202,7 +248,7 @@ class Run:
             sink(ErrorEvent(f"The server failed running the request: {err}", "ServerError"))
         finally:
             with contextlib.suppress(RuntimeError):
-                self._loop.call_soon_threadsafe(self._one_settled)
+                self._post.call(self._one_settled)
 
     def _one_settled(self) -> None:
         self._unsettled -= 1
