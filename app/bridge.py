@@ -149,12 +149,26 @@ class EngineBridge(QObject):
         self._wake.connect(self._on_wake)
         self._loadDone.connect(self._on_load_done)
         self.busy = False
+        self._worker_pid: int | None = None
 
     @property
     def worker_pid(self) -> int | None:
-        """The process running the model, when the backend is local (telemetry follows it)."""
-        loaded = self.client.loaded
-        return loaded.worker_pid or None if loaded is not None else None
+        """The process running the model, when the backend is local (telemetry follows it).
+
+        Read on the engine thread after each load and at each request's start and end (a
+        worker that died is replaced at the next request): asking the backend takes the
+        pool's lock and resolves the model's path, which the panel must not do on the GUI
+        thread at every tick."""
+        return self._worker_pid
+
+    def _read_worker_pid(self) -> None:
+        """On the engine thread: remember the current model's worker process."""
+        try:
+            loaded = self.client.loaded
+        except Exception as err:  # a closed backend has no worker
+            log.warning("could not read which process runs the model: %s", err)
+            loaded = None
+        self._worker_pid = loaded.worker_pid or None if loaded is not None else None
 
     # -- commands (GUI thread) -----------------------------------------------------------
     def load(self, config: EngineConfig, backend: EngineBackend | None = None) -> None:
@@ -172,6 +186,7 @@ class EngineBridge(QObject):
                 else:
                     info = backend.load(config)
                     self._switch(backend)
+                self._read_worker_pid()
                 self._loadDone.emit(info, None)
             except HearthError as err:
                 log.warning("model load failed: %s", err)
@@ -247,7 +262,11 @@ class EngineBridge(QObject):
                 cancel_now = self._cancel_asked
             if cancel_now:  # Stop pressed before the request reached the backend
                 _cancel_stream(stream, self.client)
+            first = True
             for event in stream:
+                if first:  # the worker answering (a dead one was replaced for this request)
+                    first = False
+                    self._read_worker_pid()
                 if isinstance(event, TextEvent):
                     with self._lock:
                         wake = not self._pending
@@ -263,6 +282,7 @@ class EngineBridge(QObject):
             final = ErrorEvent(f"The engine failed unexpectedly: {err}", type(err).__name__)
         if isinstance(final, ErrorEvent):
             log.warning("request failed (%s): %s", final.kind, final.message)
+        self._read_worker_pid()
         with self._lock:
             self._stream = None
             self._final = final or ErrorEvent("The engine ended without a result.")

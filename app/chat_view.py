@@ -7,7 +7,8 @@ transcript never scrolls sideways: every part of a message takes the width it is
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import QScrollArea, QSizePolicy, QVBoxLayout, QWidget
 
 from app.message_view import MessageWidget
@@ -35,11 +36,25 @@ def footer_text(metrics: dict | RequestMetrics | None, finish: str | None = None
 
 
 class _Column(QWidget):
-    """The scrolled column: it takes the viewport's width, whatever its children ask."""
+    """The scrolled column: it takes the viewport's width, whatever its children ask.
+
+    It grows by a line at a time while a reply streams and scrolls up by as much. Opaque
+    (it fills its own background), Qt moves it by copying what is already on screen and
+    paints only the strip that scrolled in; with static contents a taller column repaints
+    only its new part. Otherwise each new line repainted the whole transcript, and on a
+    long reply, where the view follows the bottom, that was most of the window's cost per
+    line (issue 18)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.setAutoFillBackground(True)
+        self.setAttribute(Qt.WidgetAttribute.WA_StaticContents)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        if event.size().width() != event.oldSize().width():
+            self.update()  # static contents are only right while the width stays
 
 
 class ChatView(QScrollArea):
@@ -62,6 +77,13 @@ class ChatView(QScrollArea):
         bar = self.verticalScrollBar()
         bar.valueChanged.connect(self._on_scrolled)
         bar.rangeChanged.connect(self._on_range)
+        # Following the bottom waits until what the growth dirtied has been painted (a zero
+        # timer): Qt scrolls by copying the pixels on screen only when none of them is
+        # dirty, and repaints the whole view otherwise (_Column).
+        self._to_bottom = QTimer(self)
+        self._to_bottom.setSingleShot(True)
+        self._to_bottom.setInterval(0)
+        self._to_bottom.timeout.connect(self._scroll_to_bottom)
 
     def clear(self) -> None:
         for widget in self.messages:
@@ -92,6 +114,11 @@ class ChatView(QScrollArea):
         bar = self.verticalScrollBar()
         self.follow = value >= bar.maximum() - 4
 
-    def _on_range(self, _minimum: int, maximum: int) -> None:
+    def _on_range(self, _minimum: int, _maximum: int) -> None:
         if self.follow:
-            self.verticalScrollBar().setValue(maximum)
+            self._to_bottom.start()
+
+    def _scroll_to_bottom(self) -> None:
+        if self.follow:
+            bar = self.verticalScrollBar()
+            bar.setValue(bar.maximum())

@@ -15,11 +15,14 @@ remembering its model.
 
 What can block (a catalog scan for an old chat's model name) runs on the window's
 :class:`~app.bridge.Background`; an unload only marks the model (its worker closes on the
-pool's own thread), so nothing here waits on the engine.
+pool's own thread), so nothing here waits on the engine. The status line's reading of the
+pool (its lock, each worker's memory) is taken once a second on a thread of its own and
+shown when it comes: a load or a busy pool holding that lock never stalls the window.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +39,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.engine.pool import EnginePool, ModelStatus
+from app.bridge import Background
+from core.engine.pool import EnginePool, ModelStatus, Waiting
 from core.errors import HearthError
 from core.planning.hardware import format_size
 
+log = logging.getLogger("hearth.app")
 REFRESH_MS = 1000
 COLUMNS = ("Model", "State", "Memory (RSS)", "Budgeted", "CPU", "Energy (10 min)",
            "In flight", "Waiting", "Unloads in", "")
@@ -159,9 +164,11 @@ class PoolControls:
         self.action.setShortcut(QKeySequence("Ctrl+Shift+M"))
         self.action.triggered.connect(self.show_view)
         menu.addAction(self.action)
+        self._reader = Background("pool-status", window, report=self._read_failed)
+        self._reading = False
         self.timer = QTimer(window)
         self.timer.setInterval(REFRESH_MS)
-        self.timer.timeout.connect(self.refresh_status)
+        self.timer.timeout.connect(self._refresh_soon)
         self.timer.start()
         window.replyFinished.connect(self._remember_model)
         window.chat_list.chatSelected.connect(self._chat_selected)
@@ -176,14 +183,32 @@ class PoolControls:
         self.view.activateWindow()
         return self.view
 
+    def _read(self) -> tuple[list[ModelStatus], list[Waiting], dict[int, str]]:
+        return self.pool.resident(), self.pool.waiting(), self.pool.worker_pids()
+
+    def _refresh_soon(self) -> None:
+        """The timer's tick: read the pool off the GUI thread (one reading at a time)."""
+        if self._reading or not self.window.isVisible():
+            return
+        self._reading = True
+        self._reader.run(self._read, self._show, self._read_failed)
+
+    def _read_failed(self, err: Exception) -> None:
+        self._reading = False
+        log.warning("could not read the engine pool's status: %s", err)
+
     def refresh_status(self) -> None:
-        """The status-bar line; and the telemetry sampler watches every worker (the
-        power estimate counts them all, the view shares energy out by their CPU)."""
+        """The status-bar line, read now (the timer reads it in the background)."""
+        self._show(self._read())
+
+    def _show(self, reading: tuple[list[ModelStatus], list[Waiting], dict[int, str]]) -> None:
+        """Show a reading; and the telemetry sampler watches every worker (the power
+        estimate counts them all, the view shares energy out by their CPU)."""
+        self._reading = False
+        rows, waiting, pids = reading
         sampler = getattr(getattr(self.window, "panel", None), "sampler", None)
         if sampler is not None:
-            sampler.set_pids(self.pool.worker_pids())
-        rows = self.pool.resident()
-        waiting = self.pool.waiting()
+            sampler.set_pids(pids)
         self.label.setText(status_line(rows, len(waiting)))
         if waiting:
             first = waiting[0]

@@ -12,10 +12,11 @@ block ends; past that it stays plain until it ends, and the whole reply is Markd
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSizeF, Qt
+from PySide6.QtCore import QRect, QSizeF, Qt
 from PySide6.QtGui import (
     QFontDatabase,
     QGuiApplication,
+    QResizeEvent,
     QTextBlockFormat,
     QTextCharFormat,
     QTextCursor,
@@ -226,6 +227,9 @@ class MessageWidget(QFrame):
         layout.addWidget(self.footer)
         if role == "error":
             self.setStyleSheet("#message-error { border: 1px solid #c0392b; }")
+        # A streaming message grows a line at a time: only the band where its bottom edge
+        # was and is now is repainted (resizeEvent), not the whole message (see _Column).
+        self.setAttribute(Qt.WidgetAttribute.WA_StaticContents)
         self._reset()
         if text or role != "assistant":
             self.set_text(text)
@@ -348,6 +352,17 @@ class MessageWidget(QFrame):
         if self.tail.text():
             parts.append(self.tail.text())
         return "\n\n".join(parts)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        old, new = event.oldSize(), event.size()
+        if old.width() != new.width():
+            self.update()
+        elif old.height() != new.height():
+            # The frame's old bottom edge is now inside the message: repaint from above it
+            # (the bottom margin and the frame) down to the new edge.
+            top = min(old.height(), new.height()) - self.layout().contentsMargins().bottom() - 4
+            self.update(QRect(0, max(0, top), new.width(), new.height() - max(0, top)))
 
     def set_footer(self, text: str) -> None:
         self.footer.setText(text)

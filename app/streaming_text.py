@@ -31,7 +31,12 @@ class StreamingText(QWidget):
     def __init__(self, parent: QWidget | None = None, font: QFont | None = None) -> None:
         super().__init__(parent)
         self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
-        self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent, False)
+        # Opaque: it fills its own background, so an update of a few new characters does
+        # not make Qt repaint the message frame and the column beneath them first.
+        self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
+        # Taller by a line: only the new line is painted (``append`` asks for it), not the
+        # lines already on screen. A width change lays out and repaints everything.
+        self.setAttribute(Qt.WidgetAttribute.WA_StaticContents)
         if font is not None:
             self.setFont(font)
         self._option = QTextOption()
@@ -162,17 +167,18 @@ class StreamingText(QWidget):
         if event.size().width() != self._width:
             self._width = event.size().width()
             self._relayout_all()
+            self.update()
         super().resizeEvent(event)
 
     def paintEvent(self, event: QPaintEvent) -> None:
         total = self.line_count()
-        if not total:
-            return
         rect = event.rect()
-        first = max(0, int(rect.top() // self._spacing))
-        last = min(total - 1, int(rect.bottom() // self._spacing))
         painter = QPainter(self)
-        painter.setPen(self.palette().color(self.foregroundRole()))
-        for row in range(first, last + 1):
-            self._line(row).draw(painter, QPointF(0, row * self._spacing))
+        painter.fillRect(rect, self.palette().window())
+        if total:
+            first = max(0, int(rect.top() // self._spacing))
+            last = min(total - 1, int(rect.bottom() // self._spacing))
+            painter.setPen(self.palette().color(self.foregroundRole()))
+            for row in range(first, last + 1):
+                self._line(row).draw(painter, QPointF(0, row * self._spacing))
         painter.end()

@@ -138,10 +138,14 @@ def test_killed_worker_shows_inline_error_and_next_message_works(qtbot,
     with qtbot.waitSignal(window.replyFinished, timeout=REPLY_TIMEOUT) as blocker:
         window.send_button.click()
         qtbot.waitUntil(lambda: len(chunks) >= 2, timeout=REPLY_TIMEOUT)
-        os.kill(window.bridge.client.worker_pid, signal.SIGKILL)
+        killed = window.bridge.client.worker_pid
+        assert window.bridge.worker_pid == killed  # the bridge's copy, for the panel
+        os.kill(killed, signal.SIGKILL)
     final = blocker.args[0]
     assert isinstance(final, ErrorEvent) and final.kind == "WorkerDied"
     assert window.view.last.role == "error" and "engine process" in window.view.last.raw
     assert window.view.messages[-2].raw == final.partial_text != ""
     window.settings.max_tokens = 16  # the story above was meant to run long; this is not
     assert isinstance(send(qtbot, window, "Hello again"), DoneEvent)
+    # The panel follows the new worker: the bridge read its pid when the request began.
+    assert window.bridge.worker_pid == window.bridge.client.worker_pid != killed

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 
+from PySide6.QtCore import QEvent, QObject
 from PySide6.QtWidgets import QApplication
 
 from app.markdown_stream import BlockSplitter, split_blocks
@@ -56,6 +57,50 @@ def test_a_4000_character_paragraph_streams_at_constant_cost_without_overflow(
     QApplication.processEvents()
     _no_sideways_scroll(window)
     assert message.rendered_text() == text and message.raw == text
+
+
+class _PaintedArea(QObject):
+    """Sums the area of the paint events ``widget`` gets."""
+
+    def __init__(self, widget) -> None:
+        super().__init__()
+        self.widget, self.area = widget, 0
+        widget.installEventFilter(self)
+
+    def eventFilter(self, obj, event) -> bool:
+        if obj is self.widget and event.type() == QEvent.Type.Paint:
+            self.area += event.rect().width() * event.rect().height()
+        return False
+
+
+def test_a_new_line_of_a_long_reply_repaints_a_strip_not_the_view(qtbot, make_window) -> None:
+    """While the view follows the bottom of a reply taller than it, each new line costs a
+    strip of paint: Qt scrolls by copying what is on screen, and a taller message repaints
+    only its new part (before: the whole transcript at every line)."""
+    window = make_window(load=False)
+    window.resize(1280, 800)
+    window.view.add("user", "Tell me about dragons.")
+    message = window.view.add("assistant")
+    text = PARAGRAPH + " " + PARAGRAPH
+    pieces = [text[i:i + 4] for i in range(0, 6400, 4)]
+    for piece in pieces[:1250]:
+        message.append(piece)
+    for _ in range(3):
+        QApplication.processEvents()
+    bar = window.view.verticalScrollBar()
+    assert bar.maximum() > 0 and bar.value() == bar.maximum()  # taller than the view
+    lines, painted = message.tail.line_count(), _PaintedArea(message.tail)
+    for piece in pieces[1250:]:
+        message.append(piece)
+        QApplication.processEvents()
+        QApplication.processEvents()
+    added = message.tail.line_count() - lines
+    assert added > 10 and bar.value() == bar.maximum()  # it followed the bottom
+    strip = message.tail.width() * message.tail.fontMetrics().lineSpacing()
+    view = window.view.viewport().width() * window.view.viewport().height()
+    assert view > 20 * strip
+    # Each line: its ~25 appends' new ends, the line before it, and the strip scrolled in.
+    assert painted.area / added < 10 * strip, (painted.area / added / strip)
 
 
 def test_a_wide_code_block_scrolls_inside_itself(qtbot, make_window) -> None:
