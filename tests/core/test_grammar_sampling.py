@@ -21,7 +21,7 @@ from llama_cpp.llama_grammar import json_schema_to_gbnf
 
 from core.engine.runtime.chain import build_chain
 from core.engine.runtime.context import Context
-from core.engine.runtime.grammar_sampler import refusals
+from core.engine.runtime.grammar_sampler import grammar_dead, refusals
 from core.engine.runtime.model import LoadedModel
 from core.engine.sampling import SamplingParams
 
@@ -137,3 +137,23 @@ def test_a_cloned_grammar_sampler_continues_from_the_same_state(
         llama_cpp.llama_sampler_free(chain)
         if clone is not None:
             llama_cpp.llama_sampler_free(clone)
+
+
+def test_a_dead_end_marks_the_sampler_and_is_logged_instead_of_throwing(
+        lm: tuple[LoadedModel, Context], caplog: pytest.LogCaptureFixture) -> None:
+    """In-process, so a regression would abort this very test run: llama.cpp throws from
+    inside accept when the grammar allows nothing (no token's text starts a NUL)."""
+    model, ctx = lm
+    ctx.clear()
+    prompt = model.tokenize(PROMPT, add_special=True)
+    arr = (llama_cpp.llama_token * len(prompt))(*prompt)
+    assert ctx.decode(llama_cpp.llama_batch_get_one(arr, len(prompt))) == 0
+    chain = build_chain(SamplingParams(temperature=0.0, grammar='root ::= "\\x00"'), model)
+    try:
+        assert not grammar_dead(chain)
+        with caplog.at_level("WARNING", logger="hearth.engine"):
+            llama_cpp.llama_sampler_sample(chain, ctx.ptr, -1)
+        assert grammar_dead(chain)
+    finally:
+        llama_cpp.llama_sampler_free(chain)
+    assert any("grammar dead end" in r.getMessage() for r in caplog.records)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ctypes
 import itertools
+import logging
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,7 @@ import llama_cpp
 import numpy as np
 
 _ITEM = ctypes.sizeof(llama_cpp.llama_token_data)
+log = logging.getLogger("hearth.engine")
 
 
 # llama_token_data as numpy sees it (to read a few candidates without a Python loop).
@@ -166,6 +168,9 @@ def _accept(smpl: Any, token: int) -> None:
     if token == parts.checked or parts.allows(token):
         llama_cpp.llama_sampler_accept(parts.grammar, token)
     else:
+        if not parts.dead:
+            log.warning("grammar dead end: no token allowed after %d drawn (token %d "
+                        "refused); the request ends with a GrammarError", parts.drawn, token)
         parts.dead = True
     parts.checked = -1
     llama_cpp.llama_sampler_accept(parts.chain, token)
