@@ -16,11 +16,19 @@ import math
 import random
 import subprocess
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from bench.engine_bench import Row
 from bench.llama_bench import ensure_tool
-from core.engine import DoneEvent, EngineConfig, GenerationRequest, SamplingParams, TextEvent
+from core.engine import (
+    DoneEvent,
+    EngineConfig,
+    Event,
+    GenerationRequest,
+    SamplingParams,
+    TextEvent,
+)
 from core.engine.process.client import EngineClient
 from core.engine.runtime.resources import default_threads
 
@@ -50,15 +58,20 @@ def hearth_aggregate(client: EngineClient, width: int, n_vocab: int, seed: int) 
     stamps: list[list[int]] = [[] for _ in range(width)]
     finals: list[DoneEvent | None] = [None] * width
 
-    def stream(i: int) -> None:
-        prompt = [rng.randrange(1000, n_vocab) for _ in range(N_PP)]
-        request = GenerationRequest(prompt_tokens=prompt, sampling=SamplingParams.greedy(),
-                                    max_tokens=N_TG + 1, ignore_eos=True, reuse_cache=False)
-        for event in client.generate(request):
+    def sink(i: int) -> Callable[[Event], None]:
+        def record(event: Event) -> None:
             if isinstance(event, TextEvent):
                 stamps[i].append(event.t_ns)
             elif isinstance(event, DoneEvent):
                 finals[i] = event
+        return record
+
+    def stream(i: int) -> None:
+        """One request, its events pushed (the server's path: core/engine/push.py)."""
+        prompt = [rng.randrange(1000, n_vocab) for _ in range(N_PP)]
+        request = GenerationRequest(prompt_tokens=prompt, sampling=SamplingParams.greedy(),
+                                    max_tokens=N_TG + 1, ignore_eos=True, reuse_cache=False)
+        client.submit(request, sink(i)).run()
 
     threads = [threading.Thread(target=stream, args=(i,)) for i in range(width)]
     for t in threads:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from core.engine import ChatMessage, DoneEvent, ErrorEvent, GenerationRequest
 from core.engine.api import EngineBackend
+from core.engine.push import submit
 from core.errors import ConfigError
 
 
@@ -53,9 +54,8 @@ def run_parallel(args: argparse.Namespace, engine: EngineBackend,
             request = _with(base, messages=[ChatMessage("user", prompt)], prompt=None)
         else:
             request = _with(base, prompt=prompt)
-        for event in engine.generate(request):
-            if isinstance(event, DoneEvent | ErrorEvent):
-                results[index] = event
+        # pushed: only the final event matters here, so no thread wakes per token
+        results[index] = submit(engine, request, lambda _event: None).run()
 
     t0 = time.perf_counter()
     threads = [threading.Thread(target=worker, args=(i, p), daemon=True)

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -13,7 +12,7 @@ from pydantic import ValidationError
 from core.engine.api import EngineBackend
 from server.admission import Admission
 from server.errors import APIError
-from server.execution import ChoiceResult, run_admitted
+from server.execution import CancelFlag, ChoiceResult, run_admitted
 from server.models import ModelRouter
 from server.responses import chat_completion, completion, embedding_response, error_of
 from server.schemas import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
@@ -84,7 +83,7 @@ class LineExecutor:
         self.router, self.admission, self.cap = router, admission, cap
         self.tokens = tokens or TokenCounter()
 
-    def run(self, endpoint: str, body: dict[str, Any], cancel: threading.Event,
+    def run(self, endpoint: str, body: dict[str, Any], cancel: CancelFlag,
             on_start: Callable[[], None] | None = None) -> tuple[int, dict[str, Any]] | str:
         """``on_start`` is called when the line gets a slot (a started attempt)."""
         try:
@@ -101,7 +100,7 @@ class LineExecutor:
                 return RETRY
             return err.status, err.body()
 
-    def _run(self, endpoint: str, body: dict[str, Any], cancel: threading.Event,
+    def _run(self, endpoint: str, body: dict[str, Any], cancel: CancelFlag,
              on_start: Callable[[], None] | None) -> tuple[int, dict[str, Any]] | str:
         if endpoint == "/v1/embeddings":
             req = EmbeddingRequest.model_validate(body)
@@ -119,8 +118,9 @@ class LineExecutor:
             ticket = self.admission.enter("bulk")
             run_admitted(backend, self.admission, ticket, request, cancel, result.add,
                          on_start if index == 0 else None)
-            if cancel.is_set() and result.done is None:
-                return RETRY
+            cancelled = result.done is None or result.done.finish_reason == "cancelled"
+            if cancel.is_set() and cancelled:
+                return RETRY  # stopped half-way: the line stays pending
             if result.error is not None:
                 err = error_of(result.error, self.admission.retry_after_s())
                 return RETRY if err.status in (429, 503) else (err.status, err.body())
@@ -131,7 +131,7 @@ class LineExecutor:
                                parsed.n)
 
     def _embed(self, backend: EngineBackend, req: EmbeddingRequest, model: str, path: str,
-               cancel: threading.Event,
+               cancel: CancelFlag,
                on_start: Callable[[], None] | None) -> dict[str, Any] | None:
         embed_fn = getattr(backend, "embed", None)
         if embed_fn is None:

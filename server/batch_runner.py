@@ -18,6 +18,7 @@ from typing import Any
 
 from server.batch_lines import RETRY, LineExecutor, output_lines
 from server.batch_store import BatchStore, Line
+from server.execution import CancelFlag
 
 log = logging.getLogger("hearth.server")
 
@@ -36,7 +37,7 @@ class BatchRunner:
         self.workers = workers or 8  # admission decides how many really run at once
         self.poll_s = poll_s
         self._cond = threading.Condition()
-        self._claimed: dict[tuple[str, int], threading.Event] = {}
+        self._claimed: dict[tuple[str, int], CancelFlag] = {}
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
 
@@ -81,7 +82,7 @@ class BatchRunner:
             return len(self._claimed)
 
     # -- workers -------------------------------------------------------------------------
-    def _claim(self) -> tuple[Line, str, threading.Event] | None:
+    def _claim(self) -> tuple[Line, str, CancelFlag] | None:
         with self._cond:
             for batch in self.store.active():
                 if batch["status"] != "in_progress":
@@ -89,7 +90,7 @@ class BatchRunner:
                 skip = {n for (bid, n) in self._claimed if bid == batch["id"]}
                 lines = self.store.pending(batch["id"], 1, skip)
                 if lines:
-                    flag = threading.Event()
+                    flag = CancelFlag()
                     self._claimed[(batch["id"], lines[0].line_no)] = flag
                     return lines[0], batch["endpoint"], flag
         return None

@@ -30,6 +30,7 @@ from core.engine.api import (
     TokenLogprob,
 )
 from core.engine.metrics import RequestMetrics
+from core.engine.push import submit
 from core.errors import HearthError
 from server.admission import Admission, Ticket
 
@@ -67,43 +68,29 @@ class CancelFlag(threading.Event):
                 callback()
 
 
-def drive(backend: EngineBackend, request: GenerationRequest, cancel: threading.Event,
+def drive(backend: EngineBackend, request: GenerationRequest, cancel: CancelFlag,
           sink: Sink) -> DoneEvent | ErrorEvent:
-    """Stream one request into ``sink`` until its final event, or until ``cancel`` is set
-    (the engine's iterator is then closed, cancelling the request there)."""
-    final: DoneEvent | ErrorEvent | None = None
+    """Run one request with its events pushed into ``sink`` (from the engine's reader
+    thread: core/engine/push.py) until its final event; setting ``cancel`` stops it there.
+    Always ends with one final event in the sink, returned too."""
     try:
-        events = backend.generate(request)
+        submission = submit(backend, request, sink)
     except HearthError as err:  # a backend may refuse up front (QueueFullError)
-        final = ErrorEvent(str(err), type(err).__name__)
+        final: DoneEvent | ErrorEvent = ErrorEvent(str(err), type(err).__name__)
         sink(final)
         return final
-    stop = getattr(events, "cancel", None)
-    if isinstance(cancel, CancelFlag) and callable(stop):
-        cancel.on_set(stop)  # the worker stops the request now, not after its next token
+    cancel.on_set(submission.cancel)  # the worker stops the request now
     try:
-        for event in events:
-            sink(event)
-            if isinstance(event, DoneEvent | ErrorEvent):
-                final = event
-                break
-            if cancel.is_set():
-                break
+        return submission.run()
     except Exception as err:  # a backend that raises mid-stream still ends the stream
         log.exception("server: the backend failed mid-stream")
         final = ErrorEvent(f"The engine failed: {err}", type(err).__name__)
         sink(final)
-    finally:
-        with contextlib.suppress(Exception):
-            events.close()  # type: ignore[attr-defined]
-    if final is None:
-        final = ErrorEvent("The request was cancelled.", CANCELLED)
-        sink(final)
-    return final
+        return final
 
 
 def run_admitted(backend: EngineBackend, admission: Admission, ticket: Ticket,
-                 request: GenerationRequest, cancel: threading.Event, sink: Sink,
+                 request: GenerationRequest, cancel: CancelFlag, sink: Sink,
                  on_start: Callable[[], None] | None = None) -> DoneEvent | ErrorEvent:
     """Wait for the ticket's slot, run the request, give the slot back. ``on_start`` is
     called once the slot is held, just before the engine gets the request."""

@@ -46,9 +46,18 @@ from core.engine.pool.scheduler import DEFAULT_KEEP_ALIVE_S, PoolEvent, PoolSche
 from core.engine.pool.slots import Slot, Waiting
 from core.engine.pool.view import PoolBackend
 from core.engine.process.client import EventStream
+from core.engine.process.death import not_loaded
+from core.engine.push import Final, FinalWait, Sink, Submission, submit
 from core.errors import EngineError, HearthError
 
 ModelRef = str | Path | EngineConfig | None
+
+
+class PoolSubmission:
+    """The pool's :class:`~core.engine.push.Submission`: its model's turn, then the worker's."""
+
+    def __init__(self, start: Callable[[], Final], stop: Callable[[], None]) -> None:
+        self.run, self.cancel = start, stop
 __all__ = ["DEFAULT_KEEP_ALIVE_S", "EnginePool", "ModelRef", "PoolEvent"]
 
 
@@ -158,23 +167,62 @@ class EnginePool(PoolScheduler):
         events = self._events(request, model, keep_alive_s, on_wait, run)
         return EventStream(0, events, lambda _id: self._stop(run))
 
+    def submit(self, request: GenerationRequest, sink: Sink, model: ModelRef = None, *,
+               keep_alive_s: float | None = None,
+               on_wait: Callable[[Waiting], None] | None = None,
+               owner: object | None = None) -> Submission:
+        """:meth:`generate` with the events pushed to ``sink`` from the worker's reader
+        thread (core/engine/push.py); ``run()`` waits for the model's turn, then for the
+        request's final event. ``cancel()`` stops it, waiting or running, at once."""
+        run = Running(owner=owner)
+        return PoolSubmission(lambda: self._pushed(request, model, keep_alive_s, on_wait,
+                                                   run, sink), lambda: self._stop(run))
+
+    def _pushed(self, request: GenerationRequest, model: ModelRef,
+                keep_alive_s: float | None, on_wait: Callable[[Waiting], None] | None,
+                run: Running, sink: Sink) -> Final:
+        wait = FinalWait(sink)
+        with self._cond:
+            self._running.append(run)
+        try:
+            slot = self._slot_for(model, keep_alive_s, on_wait, run)
+            if not isinstance(slot, Slot):
+                wait.deliver(slot)
+                return slot
+            try:
+                inner = submit(slot.worker, request, wait.deliver)
+                with self._cond:
+                    run.slot, run.stream = slot, inner
+                if run.cancelled:
+                    self._stop(run)
+                return inner.run()
+            finally:
+                self._release(slot)
+        finally:
+            with self._cond:
+                self._running.remove(run)
+
+    def _slot_for(self, model: ModelRef, keep_alive_s: float | None,
+               on_wait: Callable[[Waiting], None] | None, run: Running) -> Slot | Final:
+        """The request's slot once its model is resident, or the event it ends with."""
+        try:
+            slot = (None if run.cancelled else self._acquire(
+                self.config_for(model), keep_alive_s, on_wait, run.owner, run))
+        except HearthError as err:
+            return not_loaded(err)
+        return slot if slot is not None else DoneEvent("cancelled", "", RequestMetrics())
+
     def _events(self, request: GenerationRequest, model: ModelRef,
                 keep_alive_s: float | None, on_wait: Callable[[Waiting], None] | None,
                 run: Running) -> Iterator[Event]:
         with self._cond:
             self._running.append(run)
         try:
-            try:
-                slot = (None if run.cancelled else self._acquire(
-                    self.config_for(model), keep_alive_s, on_wait, run.owner, run))
-            except HearthError as err:
-                kind = "EngineError" if str(err) == "No model is loaded." else type(err).__name__
-                yield ErrorEvent(str(err), kind)
-                return
-            if slot is None:
-                yield DoneEvent("cancelled", "", RequestMetrics())
-                return
-            yield from self._stream(request, slot, run)
+            slot = self._slot_for(model, keep_alive_s, on_wait, run)
+            if isinstance(slot, Slot):
+                yield from self._stream(request, slot, run)
+            else:
+                yield slot
         finally:
             with self._cond:
                 self._running.remove(run)

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from core.engine.api import Event, GenerationRequest, LoadedModelInfo
 from core.engine.config import EngineConfig
 from core.engine.pool.slots import Waiting
+from core.engine.push import Sink, Submission
 
 
 class RoutingPool(Protocol):
@@ -38,6 +39,11 @@ class RoutingPool(Protocol):
                  keep_alive_s: float | None = None,
                  on_wait: Callable[[Waiting], None] | None = None,
                  owner: object | None = None) -> Iterator[Event]: ...
+
+    def submit(self, request: GenerationRequest, sink: Sink, model: Any = None, *,
+               keep_alive_s: float | None = None,
+               on_wait: Callable[[Waiting], None] | None = None,
+               owner: object | None = None) -> Submission: ...
 
     def cancel(self, request_id: int | None = None, owner: object | None = None) -> None: ...
 
@@ -95,6 +101,11 @@ class PoolBackend:
     def generate(self, request: GenerationRequest) -> Iterator[Event]:
         return self.pool.generate(request, self.config, keep_alive_s=self.keep_alive_s,
                                   on_wait=self.on_wait, owner=self)
+
+    def submit(self, request: GenerationRequest, sink: Sink) -> Submission:
+        """The request with its events pushed to ``sink`` (core/engine/push.py)."""
+        return self.pool.submit(request, sink, self.config, keep_alive_s=self.keep_alive_s,
+                                on_wait=self.on_wait, owner=self)
 
     def cancel(self, request_id: int | None = None) -> None:
         self.pool.cancel(request_id, owner=self)

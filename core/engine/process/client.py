@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -36,7 +36,16 @@ from core.engine.api import (
     TextEvent,
 )
 from core.engine.config import EngineConfig
-from core.engine.process.death import WorkerDied, death_reason, error_of_kind, fewer_layers
+from core.engine.process.death import (
+    WorkerDied,
+    death_reason,
+    died_mid_stream,
+    error_of_kind,
+    fewer_layers,
+    not_loaded,
+    stopped,
+)
+from core.engine.process.pushed import PushedRequest
 from core.engine.process.wire import (
     CancelCommand,
     Command,
@@ -51,9 +60,14 @@ from core.engine.process.wire import (
     WhenBusy,
 )
 from core.engine.process.worker import WorkerOptions, worker_main
+from core.engine.push import Sink
 from core.errors import HearthError
 
 _DIED = object()  # pushed into every open queue when the worker goes away
+
+
+class _Route(Protocol):
+    def put(self, item: Any) -> None: ...
 
 
 class EngineClient:
@@ -70,7 +84,7 @@ class EngineClient:
         self._config: EngineConfig | None = None
         self.loaded: LoadedModelInfo | None = None
         self._ids = itertools.count(1)
-        self._streams: dict[int, queue.SimpleQueue[Any]] = {}
+        self._streams: dict[int, _Route] = {}  # a pulled stream's queue, or a PushedRequest
         self._streams_lock = threading.Lock()
         self._control: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._death = ""  # how the last worker ended
@@ -230,8 +244,7 @@ class EngineClient:
         try:
             self._ensure_loaded()
         except HearthError as err:
-            kind = "EngineError" if str(err) == "No model is loaded." else type(err).__name__
-            yield ErrorEvent(str(err), kind)
+            yield not_loaded(err)
             return
         stream: queue.SimpleQueue[Any] = queue.SimpleQueue()
         with self._streams_lock:
@@ -242,10 +255,7 @@ class EngineClient:
             while not finished:
                 event = stream.get()
                 if event is _DIED:
-                    reason = self._reap()
-                    yield ErrorEvent(f"The engine process stopped ({reason}). The reply so "
-                                     "far is kept; the next request restarts the engine.",
-                                     "WorkerDied", "".join(text))
+                    yield stopped(self._reap(), "".join(text))
                     finished = True
                     return
                 if isinstance(event, TextEvent):
@@ -254,14 +264,19 @@ class EngineClient:
                 yield event
         except WorkerDied as died:
             finished = True
-            yield ErrorEvent(f"{died} The reply so far is kept; the next request restarts "
-                             "the engine.", "WorkerDied", "".join(text))
+            yield died_mid_stream(str(died), "".join(text))
         finally:
             with self._streams_lock:
                 self._streams.pop(rid, None)
             if not finished:
                 with contextlib.suppress(WorkerDied):
                     self._send(CancelCommand(rid))
+
+    def submit(self, request: GenerationRequest, sink: Sink) -> PushedRequest:
+        """The request with its events pushed: ``sink`` is called on the client's reader
+        thread (quick, never blocking); ``run()`` on the returned handle starts it and waits
+        for its final event (core/engine/push.py)."""
+        return PushedRequest(self, next(self._ids), request, sink, _DIED)
 
     def embed(self, texts: list[str], model_path: str | None = None,
               pooling: str | None = None) -> np.ndarray:

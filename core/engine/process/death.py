@@ -7,6 +7,7 @@ import signal
 from multiprocessing.process import BaseProcess
 
 from core import errors
+from core.engine.api import ErrorEvent
 from core.errors import EngineError, HearthError
 
 
@@ -46,3 +47,19 @@ def error_of_kind(kind: str, message: str) -> HearthError:
     if isinstance(cls, type) and issubclass(cls, HearthError):
         return cls(message)
     return EngineError(message)
+
+
+def died_mid_stream(message: str, text: str) -> ErrorEvent:
+    """The event a stream ends with when its worker went away: the partial reply is kept."""
+    return ErrorEvent(f"{message} The reply so far is kept; the next request restarts the "
+                      "engine.", "WorkerDied", text)
+
+
+def stopped(reason: str, text: str) -> ErrorEvent:
+    return died_mid_stream(f"The engine process stopped ({reason}).", text)
+
+
+def not_loaded(err: HearthError) -> ErrorEvent:
+    """A request that found no model (or could not reload one after a crash)."""
+    kind = "EngineError" if str(err) == "No model is loaded." else type(err).__name__
+    return ErrorEvent(str(err), kind)
