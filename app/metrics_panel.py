@@ -30,9 +30,11 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
+    QFrame,
     QGridLayout,
     QLabel,
     QPushButton,
+    QScrollArea,
     QSizePolicy,
     QVBoxLayout,
     QWidget,
@@ -110,6 +112,22 @@ def _value_label(key: str) -> QLabel:
     return value
 
 
+def _scrolled(body: QWidget) -> QScrollArea:
+    """The panel's contents in a scroll area: on a short screen they scroll instead of
+    squeezing the plots, and a figure whose text changes relays out the panel alone. Put
+    straight in the dock, each tick's new label text went up to the main window's layout
+    and repainted the dock's separator, a 754-row strip that Qt fills on its GUI thread pool:
+    on 2 cores every such fill wakes threads that preempt the engine (issue 18)."""
+    area = QScrollArea()
+    area.setObjectName("panel-scroll")
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    area.setWidget(body)
+    area.setMinimumWidth(body.minimumWidth() + area.verticalScrollBar().sizeHint().width())
+    return area
+
+
 class MetricsPanel(QDockWidget):
     """The dock. :meth:`attach_sampler` once the power sources are probed (off the GUI
     thread); :meth:`finish` with each DoneEvent. It reads the bridge's token stamps and
@@ -169,7 +187,7 @@ class MetricsPanel(QDockWidget):
         col.addWidget(export)
         col.addStretch(1)
         body.setMinimumWidth(240)
-        self.setWidget(body)
+        self.setWidget(_scrolled(body))
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self.refresh)

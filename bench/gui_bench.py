@@ -5,7 +5,10 @@
    panel open) against the same request through ``hearth-cli generate`` in the same sitting.
    On a small machine every bit of CPU the GUI thread spends per token is taken from the
    engine's threads, so this ratio is the GUI's whole cost; the last 128 tokens against the
-   first 128 show whether that cost grows with the reply. Goals: ≥ 0.95× and ≥ 0.9×.
+   first 128 show whether that cost grows with the reply. Goals: ≥ 0.95× and ≥ 0.9×. The
+   engine alone also slows down over a long reply here (the CLI's last 128 at 0.80-0.97× its
+   first 128, the in-process engine's ``llama_decode`` 0.80-0.89×), so the table also divides
+   the window's last÷first by the CLI's: what the window itself adds (goal ≥ 0.9).
 2. **Responsiveness**: the scenario of ``tests/app/test_responsiveness.py`` (a reply
    streaming while a model downloads), run on its own so the machine is otherwise quiet.
 
@@ -200,6 +203,10 @@ def print_decode(runs: dict[str, list[Decode]]) -> None:
               f"{mean('window', attr) / mean('cli', attr):>7.3f}")
     for side in ("window", "cli"):
         print(f"{side + ': last ÷ first':<34} {mean(side, 'last') / mean(side, 'first'):>10.3f}")
+    own = (mean("window", "last") / mean("window", "first")) / (
+        mean("cli", "last") / mean("cli", "first"))
+    print(f"{'window last÷first ÷ CLI last÷first':<34} {own:>10.3f}   what the window adds to "
+          f"the engine's own slow-down (goal ≥ 0.9)")
     first, last = mean("window", "gui_first_ms"), mean("window", "gui_last_ms")
     print(f"{'window GUI thread, ms CPU per token':<34} first {EDGE}: {first:.2f}, last "
           f"{EDGE}: {last:.2f}; whole GUI process {mean('window', 'process_ms'):.2f}")

@@ -159,3 +159,83 @@ def test_plurals() -> None:
     assert plural(1, "model") == "1 model" and plural(2, "model") == "2 models"
     assert plural(1, "reply", "replies") == "1 reply"
     assert plural(1200, "token") == "1,200 tokens"
+
+
+class _TallPaints(QObject):
+    """Counts paint events, anywhere in the app, of strips at least ``rows`` tall: Qt's
+    raster engine splits such fills across its GUI thread pool (issue 18)."""
+
+    def __init__(self, rows: int = 96) -> None:
+        super().__init__()
+        self.rows, self.count, self.widgets = rows, 0, set()
+        QApplication.instance().installEventFilter(self)
+
+    def eventFilter(self, obj, event) -> bool:
+        if event.type() == QEvent.Type.Paint and event.rect().height() >= self.rows:
+            self.count += 1
+            self.widgets.add(type(obj).__name__)
+        return False
+
+    def stop(self) -> None:
+        QApplication.instance().removeEventFilter(self)
+
+
+def test_following_a_long_reply_repaints_no_tall_strip_per_line(qtbot, make_window) -> None:
+    """The scroll bar's new range and value at each line repaint it at most every half
+    second; what the user does with it shows at once. A figure of the panel relays out the
+    panel alone (not the main window and the dock's separator)."""
+    window = make_window(load=False)
+    window.resize(1280, 800)
+    window.view.add("user", "Tell me about dragons.")
+    message = window.view.add("assistant")
+    text = PARAGRAPH + " " + PARAGRAPH
+    pieces = [text[i:i + 4] for i in range(0, 8000, 4)]
+    for piece in pieces[:1250]:
+        message.append(piece)
+    for _ in range(3):
+        QApplication.processEvents()
+    bar = window.view.verticalScrollBar()
+    assert bar.maximum() > 0 and bar.value() == bar.maximum()
+    lines, tall = message.tail.line_count(), _TallPaints()
+    try:
+        for piece in pieces[1250:]:
+            message.append(piece)
+            QApplication.processEvents()
+            QApplication.processEvents()
+        added = message.tail.line_count() - lines
+        assert added > 10 and bar.value() == bar.maximum()  # it followed the bottom
+        assert tall.count <= added / 4, (tall.count, added, tall.widgets)  # was 12 a line
+        qtbot.wait(700)
+        assert tall.count >= 1  # the bar shows where the view is, a moment later
+        before = tall.count
+        bar.setValue(0)  # the user scrolls to the top: at once
+        QApplication.processEvents()
+        assert tall.count > before and not window.view.follow
+    finally:
+        tall.stop()
+
+
+def test_a_panel_figure_relays_out_the_panel_alone(qtbot, make_window) -> None:
+    window = make_window(load=False)
+    window.resize(1280, 800)
+    qtbot.waitUntil(lambda: window.panel.width() > 0, timeout=5000)
+    qtbot.wait(300)  # the window's own first layouts are done
+
+    class Layouts(QObject):
+        count = 0
+
+        def eventFilter(self, obj, event) -> bool:
+            if event.type() == QEvent.Type.LayoutRequest and obj is window:
+                Layouts.count += 1
+            return False
+
+    seen = Layouts()
+    QApplication.instance().installEventFilter(seen)
+    label = window.panel.labels["cpu"]
+    for text in ("12% of 2 cores", "13% of 2 cores",
+                 "a much longer figure that wraps onto a second line " * 3):
+        label.setText(text)
+        QApplication.processEvents()
+    QApplication.instance().removeEventFilter(seen)
+    assert Layouts.count == 0
+    assert label.text().startswith("a much longer")
