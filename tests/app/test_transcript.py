@@ -73,27 +73,38 @@ class _PaintedArea(QObject):
         return False
 
 
-def test_a_new_line_of_a_long_reply_repaints_a_strip_not_the_view(qtbot, make_window) -> None:
-    """While the view follows the bottom of a reply taller than it, each new line costs a
-    strip of paint: Qt scrolls by copying what is on screen, and a taller message repaints
-    only its new part (before: the whole transcript at every line)."""
-    window = make_window(load=False)
+def _taller_than_the_view(window, end: int):
+    """A reply streamed until it is taller than the view (which follows its bottom);
+    returns the message, the scroll bar and the pieces still to stream."""
     window.resize(1280, 800)
     window.view.add("user", "Tell me about dragons.")
     message = window.view.add("assistant")
     text = PARAGRAPH + " " + PARAGRAPH
-    pieces = [text[i:i + 4] for i in range(0, 6400, 4)]
+    pieces = [text[i:i + 4] for i in range(0, end, 4)]
     for piece in pieces[:1250]:
         message.append(piece)
     for _ in range(3):
         QApplication.processEvents()
     bar = window.view.verticalScrollBar()
     assert bar.maximum() > 0 and bar.value() == bar.maximum()  # taller than the view
-    lines, painted = message.tail.line_count(), _PaintedArea(message.tail)
-    for piece in pieces[1250:]:
+    return message, bar, pieces[1250:]
+
+
+def _stream_following(message, pieces) -> None:
+    for piece in pieces:
         message.append(piece)
         QApplication.processEvents()
         QApplication.processEvents()
+
+
+def test_a_new_line_of_a_long_reply_repaints_a_strip_not_the_view(qtbot, make_window) -> None:
+    """While the view follows the bottom of a reply taller than it, each new line costs a
+    strip of paint: Qt scrolls by copying what is on screen, and a taller message repaints
+    only its new part (before: the whole transcript at every line)."""
+    window = make_window(load=False)
+    message, bar, rest = _taller_than_the_view(window, 6400)
+    lines, painted = message.tail.line_count(), _PaintedArea(message.tail)
+    _stream_following(message, rest)
     added = message.tail.line_count() - lines
     assert added > 10 and bar.value() == bar.maximum()  # it followed the bottom
     strip = message.tail.width() * message.tail.fontMetrics().lineSpacing()
@@ -185,23 +196,10 @@ def test_following_a_long_reply_repaints_no_tall_strip_per_line(qtbot, make_wind
     second; what the user does with it shows at once. A figure of the panel relays out the
     panel alone (not the main window and the dock's separator)."""
     window = make_window(load=False)
-    window.resize(1280, 800)
-    window.view.add("user", "Tell me about dragons.")
-    message = window.view.add("assistant")
-    text = PARAGRAPH + " " + PARAGRAPH
-    pieces = [text[i:i + 4] for i in range(0, 8000, 4)]
-    for piece in pieces[:1250]:
-        message.append(piece)
-    for _ in range(3):
-        QApplication.processEvents()
-    bar = window.view.verticalScrollBar()
-    assert bar.maximum() > 0 and bar.value() == bar.maximum()
+    message, bar, rest = _taller_than_the_view(window, 8000)
     lines, tall = message.tail.line_count(), _TallPaints()
     try:
-        for piece in pieces[1250:]:
-            message.append(piece)
-            QApplication.processEvents()
-            QApplication.processEvents()
+        _stream_following(message, rest)
         added = message.tail.line_count() - lines
         assert added > 10 and bar.value() == bar.maximum()  # it followed the bottom
         assert tall.count <= added / 4, (tall.count, added, tall.widgets)  # was 12 a line
