@@ -26,7 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QSize, Qt, QTimer
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
@@ -48,6 +48,7 @@ from core.telemetry.accounting import EnergyIntegral, accounting_for
 UPDATE_MS = 200  # 5 Hz at most: live to the eye, and little taken from the engine
 PANEL_BUDGET = 0.02  # share of the GUI thread's time the panel may take
 POWER_WINDOW_S = 180
+PLOT_HEIGHT = 110  # each plot's preferred height (px); it grows with the dock
 MAX_POINTS = 240  # per curve: drawing cost must not grow with the reply
 SPEED_WINDOW = 8  # tokens in the rolling tok/s
 SLOW_EVERY = 5  # ticks between reads of what rarely changes (pid, remote)
@@ -96,6 +97,11 @@ class _Plot(pg.PlotWidget):
         self.getPlotItem().getViewBox().disableAutoRange()
         for side in ("left", "bottom"):
             self.getAxis(side).enableAutoSIPrefix(False)
+
+    def sizeHint(self) -> QSize:
+        """Short: the panel's scroll area lays its column out at the preferred heights, and
+        the three plots share whatever height the dock has beyond them (they expand)."""
+        return QSize(super().sizeHint().width(), PLOT_HEIGHT)
 
     def show_range(self, x0: float, x1: float, y0: float, y1: float) -> None:
         if (x0, x1, y0, y1) != self._range:
@@ -185,7 +191,7 @@ class MetricsPanel(QDockWidget):
         export = QPushButton("Export session as CSV…")
         export.clicked.connect(self.export_csv)
         col.addWidget(export)
-        col.addStretch(1)
+
         body.setMinimumWidth(240)
         self.setWidget(_scrolled(body))
         self._timer = QTimer(self)
@@ -206,7 +212,7 @@ class MetricsPanel(QDockWidget):
         plot.setMinimumWidth(120)
         if bottom:
             plot.setLabel("bottom", bottom)
-        col.addWidget(plot)
+        col.addWidget(plot, 1)  # the plots take the height the dock has to spare
         curve = plot.plot(pen=pg.mkPen(color, width=width))
         curve.setSkipFiniteCheck(True)  # the panel's own figures: always finite
         return plot, curve
