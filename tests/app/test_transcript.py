@@ -197,6 +197,7 @@ def test_following_a_long_reply_repaints_no_tall_strip_per_line(qtbot, make_wind
     panel alone (not the main window and the dock's separator)."""
     window = make_window(load=False)
     message, bar, rest = _taller_than_the_view(window, 8000)
+    qtbot.wait(700)  # the window's first layouts and paints are done
     lines, tall = message.tail.line_count(), _TallPaints()
     try:
         _stream_following(message, rest)
