@@ -4,7 +4,8 @@ Both sides: the same model, threads, a unified KV cache of 16 × (64 + 64) cells
 sequences, n_batch 2048 / n_ubatch 512; each of B sequences gets its own 64-token prompt
 (pp64), then decodes 64 tokens (tg64). llama-batched-bench's ``speed_tg`` is B × 64 tokens
 over the time of its 64 decode steps (it samples nothing). Hearth runs B greedy requests at
-once through the worker process (the path the server and the GUI use): its aggregate decode
+once through the worker process, their events pushed to sinks on the client's reader thread
+(the server's path, core/engine/push.py: no consumer thread woken per token): its aggregate decode
 is the tokens the B streams received while all B were decoding, over that window, timed by
 the engine's own per-token stamps (so the prefill of late arrivals is not counted).
 """
