@@ -146,9 +146,11 @@ class _LazyBar(QScrollBar):
     it). Qt's raster engine splits such fills across its GUI thread pool; on 2 cores each
     pool wake-up preempts the engine: 25 per token over the last 128 tokens of a 1,024-token
     reply, none over the first 128 (no bar yet), and the last 128 decoded 20% slower than
-    the first (issue 18)."""
+    the first (issue 18). Even at 2 Hz the bar's own groove (Fusion fills it) cost about 4 pool
+    wake-ups per token late in such a reply: once a second is enough for a bar that moves by
+    a line's height while the user reads."""
 
-    REPAINT_MS = 500
+    REPAINT_MS = 1000
 
     def __init__(self) -> None:
         super().__init__(Qt.Orientation.Vertical)

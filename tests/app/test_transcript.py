@@ -192,19 +192,19 @@ class _TallPaints(QObject):
 
 
 def test_following_a_long_reply_repaints_no_tall_strip_per_line(qtbot, make_window) -> None:
-    """The scroll bar's new range and value at each line repaint it at most every half
+    """The scroll bar's new range and value at each line repaint it at most once a
     second; what the user does with it shows at once. A figure of the panel relays out the
     panel alone (not the main window and the dock's separator)."""
     window = make_window(load=False)
     message, bar, rest = _taller_than_the_view(window, 8000)
-    qtbot.wait(700)  # the window's first layouts and paints are done
+    qtbot.wait(1300)  # the window's first layouts and paints are done
     lines, tall = message.tail.line_count(), _TallPaints()
     try:
         _stream_following(message, rest)
         added = message.tail.line_count() - lines
         assert added > 10 and bar.value() == bar.maximum()  # it followed the bottom
         assert tall.count <= added / 4, (tall.count, added, tall.widgets)  # was 12 a line
-        qtbot.wait(700)
+        qtbot.wait(1300)
         assert tall.count >= 1  # the bar shows where the view is, a moment later
         before = tall.count
         bar.setValue(0)  # the user scrolls to the top: at once
