@@ -22,13 +22,14 @@ import json
 import os
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from bench.stats import median, paired_ratio
 
 ROOT = Path(__file__).resolve().parent.parent
 _LINE = re.compile(r"max event-loop stall ([\d.]+) ms .*p50 ([\d.]+) ms, p99 ([\d.]+) ms")
@@ -169,12 +170,14 @@ def _quiet(max_load: float | None, patience_s: float = 1800) -> float:
     return os.getloadavg()[0]
 
 
-def decode_rows(model: Path, rounds: int = 2,
+def decode_rows(model: Path, rounds: int = 4,
                 max_load: float | None = None) -> dict[str, list[Decode]]:
-    """Alternate window and CLI runs so drift in the machine's load hits both alike."""
+    """Window and CLI runs in pairs, the order alternating by round, so drift in the
+    machine's load hits both alike (bench/stats.py)."""
     runs: dict[str, list[Decode]] = {"window": [], "cli": []}
+    sides = (("window", window_reply), ("cli", cli_reply))
     for i in range(rounds):
-        for side, measure in (("window", window_reply), ("cli", cli_reply)):
+        for side, measure in sides if i % 2 == 0 else sides[::-1]:
             load = _quiet(max_load)
             d = measure(model)
             runs[side].append(d)
@@ -187,29 +190,31 @@ def decode_rows(model: Path, rounds: int = 2,
 
 
 def print_decode(runs: dict[str, list[Decode]]) -> None:
-    def mean(side: str, attr: str) -> float:
-        return statistics.mean(getattr(d, attr) for d in runs[side])
+    """Medians; a ratio is the median of the rounds' pairs (bench/stats.py)."""
+    def values(side: str, attr: str) -> list[float]:
+        return [getattr(d, attr) for d in runs[side]]
 
-    w, c = mean("window", "tok_s"), mean("cli", "tok_s")
+    def slowdown(side: str) -> list[float]:
+        return [d.last / d.first for d in runs[side]]
+
     same = all(d.text == runs["cli"][0].text for d in runs["window"] + runs["cli"])
     print(f"\nDecode under the GUI: greedy {N_TOKENS}-token reply, window (Xvfb "
-          f"{SCREEN[0]}×{SCREEN[1]}, panel open) vs hearth-cli, {len(runs['cli'])} rounds; "
-          f"goals ≥ 0.95× and last {EDGE} ≥ 0.9× first {EDGE}")
+          f"{SCREEN[0]}×{SCREEN[1]}, panel open) vs hearth-cli, {len(runs['cli'])} rounds "
+          f"(medians; ratio: median of paired rounds); goals ≥ 0.95× and last {EDGE} ≥ 0.9× "
+          f"first {EDGE}")
     print(f"{'measure':<34} {'window':>10} {'hearth-cli':>12} {'ratio':>7}")
-    print(f"{'decode tok/s':<34} {w:>10.2f} {c:>12.2f} {w / c:>7.3f}")
-    for label, attr in ((f"first {EDGE} tokens, tok/s", "first"),
+    for label, attr in (("decode tok/s", "tok_s"), (f"first {EDGE} tokens, tok/s", "first"),
                         (f"last {EDGE} tokens, tok/s", "last")):
-        print(f"{label:<34} {mean('window', attr):>10.2f} {mean('cli', attr):>12.2f} "
-              f"{mean('window', attr) / mean('cli', attr):>7.3f}")
+        w, c = values("window", attr), values("cli", attr)
+        print(f"{label:<34} {median(w):>10.2f} {median(c):>12.2f} {paired_ratio(w, c):>7.3f}")
     for side in ("window", "cli"):
-        print(f"{side + ': last ÷ first':<34} {mean(side, 'last') / mean(side, 'first'):>10.3f}")
-    own = (mean("window", "last") / mean("window", "first")) / (
-        mean("cli", "last") / mean("cli", "first"))
+        print(f"{side + ': last ÷ first':<34} {median(slowdown(side)):>10.3f}")
+    own = paired_ratio(slowdown("window"), slowdown("cli"))
     print(f"{'window last÷first ÷ CLI last÷first':<34} {own:>10.3f}   what the window adds to "
           f"the engine's own slow-down (goal ≥ 0.9)")
-    first, last = mean("window", "gui_first_ms"), mean("window", "gui_last_ms")
+    first, last = median(values("window", "gui_first_ms")), median(values("window", "gui_last_ms"))
     print(f"{'window GUI thread, ms CPU per token':<34} first {EDGE}: {first:.2f}, last "
-          f"{EDGE}: {last:.2f}; whole GUI process {mean('window', 'process_ms'):.2f}")
+          f"{EDGE}: {last:.2f}; whole GUI process {median(values('window', 'process_ms')):.2f}")
     print(f"same text on both sides: {same}")
 
 
@@ -232,7 +237,7 @@ def run(repeats: int = 3) -> list[dict[str, float]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.gui_bench", description=__doc__)
     parser.add_argument("--model", type=Path, help="GGUF (default: the bundled Gemma)")
-    parser.add_argument("--rounds", type=int, default=2, help="window/CLI pairs")
+    parser.add_argument("--rounds", type=int, default=4, help="window/CLI pairs")
     parser.add_argument("--decode-only", action="store_true")
     parser.add_argument("--max-load", type=float,
                         help="wait before each run until the 1-minute load is below this")
