@@ -47,10 +47,11 @@ from core.engine.pool.slots import Slot, Waiting
 from core.engine.pool.view import PoolBackend
 from core.engine.process.client import EventStream
 from core.engine.process.death import not_loaded
-from core.engine.push import Final, FinalWait, Sink, Submission, submit
+from core.engine.push import Final, Sink, Submission, call_sink, submit
 from core.errors import EngineError, HearthError
 
 ModelRef = str | Path | EngineConfig | None
+__all__ = ["DEFAULT_KEEP_ALIVE_S", "EnginePool", "ModelRef", "PoolEvent"]
 
 
 class PoolSubmission:
@@ -58,7 +59,6 @@ class PoolSubmission:
 
     def __init__(self, start: Callable[[], Final], stop: Callable[[], None]) -> None:
         self.run, self.cancel = start, stop
-__all__ = ["DEFAULT_KEEP_ALIVE_S", "EnginePool", "ModelRef", "PoolEvent"]
 
 
 class EnginePool(PoolScheduler):
@@ -181,16 +181,15 @@ class EnginePool(PoolScheduler):
     def _pushed(self, request: GenerationRequest, model: ModelRef,
                 keep_alive_s: float | None, on_wait: Callable[[Waiting], None] | None,
                 run: Running, sink: Sink) -> Final:
-        wait = FinalWait(sink)
         with self._cond:
             self._running.append(run)
         try:
             slot = self._slot_for(model, keep_alive_s, on_wait, run)
             if not isinstance(slot, Slot):
-                wait.deliver(slot)
+                call_sink(sink, slot)
                 return slot
-            try:
-                inner = submit(slot.worker, request, wait.deliver)
+            try:  # the worker's submission keeps the one-final-event promise itself
+                inner = submit(slot.worker, request, sink)
                 with self._cond:
                     run.slot, run.stream = slot, inner
                 if run.cancelled:
@@ -203,7 +202,7 @@ class EnginePool(PoolScheduler):
                 self._running.remove(run)
 
     def _slot_for(self, model: ModelRef, keep_alive_s: float | None,
-               on_wait: Callable[[Waiting], None] | None, run: Running) -> Slot | Final:
+                  on_wait: Callable[[Waiting], None] | None, run: Running) -> Slot | Final:
         """The request's slot once its model is resident, or the event it ends with."""
         try:
             slot = (None if run.cancelled else self._acquire(
