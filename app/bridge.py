@@ -16,13 +16,13 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
-from core.engine import DoneEvent, EngineConfig, ErrorEvent, GenerationRequest, TextEvent
+from core.engine import DoneEvent, EngineConfig, ErrorEvent, GenerationRequest, TextEvent, push
 from core.engine.api import EngineBackend, Event
 from core.errors import HearthError
 
@@ -127,7 +127,8 @@ class EngineBridge(QObject):
         self._pending: list[str] = []
         self._stamps: list[int] = []  # when the engine produced each pending piece
         self._final: DoneEvent | ErrorEvent | None = None
-        self._stream: Iterator[Event] | None = None  # the running request's
+        self._submission: push.Submission | None = None  # the running request's
+        self._first_seen = False  # the running request's first event has come
         self._cancel_asked = False
         self._last_flush = 0.0
         self.frame_ms = float(FRAME_MS)  # the coalescing interval now (adapts to the view)
@@ -228,9 +229,9 @@ class EngineBridge(QObject):
         requests must go on."""
         with self._lock:
             self._cancel_asked = True
-            stream = self._stream
-        if stream is not None:
-            _cancel_stream(stream, self.client)
+            submission = self._submission
+        if submission is not None:
+            self._cancel_submission(submission)
 
     def shutdown(self) -> None:
         self.client.cancel()
@@ -254,29 +255,20 @@ class EngineBridge(QObject):
 
     # -- engine thread -------------------------------------------------------------------
     def _run(self, request: GenerationRequest) -> None:
+        """Start the request and wait for its end. Its events are pushed to :meth:`_take`
+        on the thread that has them (the worker's reader: core/engine/push.py), so a piece
+        wakes only the GUI thread, not this one too: on 2 cores every thread woken per
+        token is taken from the engine's."""
         final: DoneEvent | ErrorEvent | None = None
+        self._first_seen = False
         try:
-            stream = self.client.generate(request)
+            submission = push.submit(self.client, request, self._take)
             with self._lock:
-                self._stream = stream
+                self._submission = submission
                 cancel_now = self._cancel_asked
             if cancel_now:  # Stop pressed before the request reached the backend
-                _cancel_stream(stream, self.client)
-            first = True
-            for event in stream:
-                if first:  # the worker answering (a dead one was replaced for this request)
-                    first = False
-                    self._read_worker_pid()
-                if isinstance(event, TextEvent):
-                    with self._lock:
-                        wake = not self._pending
-                        self._pending.append(event.text)
-                        self._stamps.append(event.t_ns)
-                        self._reply_stamps.append(event.t_ns)
-                    if wake:
-                        self._wake.emit()
-                elif isinstance(event, DoneEvent | ErrorEvent):
-                    final = event
+                self._cancel_submission(submission)
+            final = submission.run()
         except Exception as err:  # a backend must not raise, but one that does is reported
             log.error("the engine's stream failed", exc_info=err)
             final = ErrorEvent(f"The engine failed unexpectedly: {err}", type(err).__name__)
@@ -284,9 +276,33 @@ class EngineBridge(QObject):
             log.warning("request failed (%s): %s", final.kind, final.message)
         self._read_worker_pid()
         with self._lock:
-            self._stream = None
+            self._submission = None
             self._final = final or ErrorEvent("The engine ended without a result.")
         self._wake.emit()
+
+    def _take(self, event: Event) -> None:
+        """The sink: on the engine's thread, quick, never blocking (the final event is what
+        :meth:`_run` gets back)."""
+        if not self._first_seen:  # the worker answering (a dead one was replaced for this
+            self._first_seen = True  # request): which process it is, read off this thread
+            threading.Thread(target=self._read_worker_pid, name="engine-pid",
+                             daemon=True).start()
+        if isinstance(event, TextEvent):
+            with self._lock:
+                wake = not self._pending
+                self._pending.append(event.text)
+                self._stamps.append(event.t_ns)
+                self._reply_stamps.append(event.t_ns)
+            if wake:
+                self._wake.emit()
+
+    def _cancel_submission(self, submission: push.Submission) -> None:
+        """Cancel this window's request. A backend that only streams (a remote engine) is
+        also told to stop at once: its stream has no cancel of its own, and that backend
+        runs only this window's request."""
+        submission.cancel()
+        if not callable(getattr(self.client, "submit", None)):
+            self.client.cancel()
 
     # -- GUI thread ----------------------------------------------------------------------
     @Slot()
@@ -344,12 +360,3 @@ class EngineBridge(QObject):
             self.busy = busy
             self.busyChanged.emit(busy)
 
-
-def _cancel_stream(stream: Iterator[Event], backend: EngineBackend) -> None:
-    """Cancel one request: its stream's own ``cancel`` (an ``EventStream``), or, from a
-    backend whose streams have none, the backend's (that backend runs one at a time)."""
-    cancel = getattr(stream, "cancel", None)
-    if callable(cancel):
-        cancel()
-    else:
-        backend.cancel()

@@ -8,20 +8,18 @@ transcript never scrolls sideways: every part of a message takes the width it is
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import (
-    QAbstractSlider,
     QScrollArea,
-    QScrollBar,
     QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
 
 from app.message_view import MessageWidget
+from app.scroll_bar import LazyBar
 from core.engine.metrics import RequestMetrics
 
 __all__ = ["ChatView", "MessageWidget", "footer_text"]
@@ -84,7 +82,7 @@ class ChatView(QScrollArea):
         self.setWidget(inner)
         self.messages: list[MessageWidget] = []
         self.follow = True
-        bar = _LazyBar()
+        bar = LazyBar()
         self.setVerticalScrollBar(bar)
         bar.valueChanged.connect(self._on_scrolled)
         bar.rangeChanged.connect(self._on_range)
@@ -132,48 +130,6 @@ class ChatView(QScrollArea):
     def _scroll_to_bottom(self) -> None:
         if self.follow:
             bar = self.verticalScrollBar()
-            with bar.deferred() if isinstance(bar, _LazyBar) else contextlib.nullcontext():
+            with bar.deferred() if isinstance(bar, LazyBar) else contextlib.nullcontext():
                 bar.setValue(bar.maximum())
 
-
-class _LazyBar(QScrollBar):
-    """The transcript's scroll bar, which repaints at most every REPAINT_MS for what the
-    growing reply does to it (a new range, the scroll that follows the bottom); what the
-    user does with it shows at once.
-
-    While a long reply streams the bar changed twice per new line, and each repaint fills
-    strips as tall as the view (the bar, and before it was opaque the five widgets under
-    it). Qt's raster engine splits such fills across its GUI thread pool; on 2 cores each
-    pool wake-up preempts the engine: 25 per token over the last 128 tokens of a 1,024-token
-    reply, none over the first 128 (no bar yet), and the last 128 decoded 20% slower than
-    the first (issue 18). Even at 2 Hz the bar's own groove (Fusion fills it) cost about 4 pool
-    wake-ups per token late in such a reply: once a second is enough for a bar that moves by
-    a line's height while the user reads."""
-
-    REPAINT_MS = 1000
-
-    def __init__(self) -> None:
-        super().__init__(Qt.Orientation.Vertical)
-        self.setAutoFillBackground(True)  # the widgets under it need not repaint with it
-        self._later = QTimer(self)
-        self._later.setSingleShot(True)
-        self._later.setInterval(self.REPAINT_MS)
-        self._later.timeout.connect(self.update)
-        self._ours = False
-
-    @contextlib.contextmanager
-    def deferred(self) -> Iterator[None]:
-        """Changes made inside are the transcript's own (following the bottom)."""
-        self._ours = True
-        try:
-            yield
-        finally:
-            self._ours = False
-
-    def sliderChange(self, change: QAbstractSlider.SliderChange) -> None:
-        ours = change == QAbstractSlider.SliderChange.SliderRangeChange or self._ours
-        if ours and not self.isSliderDown():
-            if not self._later.isActive():
-                self._later.start()
-            return
-        super().sliderChange(change)
