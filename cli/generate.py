@@ -11,7 +11,6 @@ import argparse
 import json
 import signal
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,9 +25,11 @@ from core.engine import (
     GenerationRequest,
     SamplingParams,
     TextEvent,
+    push,
 )
 from core.engine.process.client import EngineClient
 from core.engine.process.worker import WorkerOptions
+from core.engine.push import Final
 from core.engine.sampling import DEFAULT_SEED, PRESETS, Preset
 from core.telemetry import TelemetrySampler, account
 
@@ -230,24 +231,41 @@ def _stats_line(done: DoneEvent) -> str:
             f"{extra}]")
 
 
-def _print_stream(events: Iterator[Event], as_json: bool,
-                  sampler: TelemetrySampler | None = None) -> DoneEvent | ErrorEvent:
-    """Write events to stdout as they come; returns the final event. With a ``sampler``,
-    the JSON ``done`` event carries the request's accounting (breakdown, energy, cost)."""
+def _print_stream(engine: EngineClient | RemoteBackend, request: GenerationRequest,
+                  as_json: bool, sampler: TelemetrySampler | None = None) -> Final:
+    """Run ``request``, writing its events to stdout as they come; returns the final event.
+    With a ``sampler``, the JSON ``done`` event carries the request's accounting (breakdown,
+    energy, cost).
+
+    The events are written on the thread that receives them from the worker
+    (core/engine/push.py) while this one sleeps until the end: waking a second thread per
+    token cost the engine's two threads a preemption each on a 2-core machine. A closed
+    stdout (``| head``) cancels the request and raises here, on the caller's thread."""
     out = sys.stdout
-    for event in events:
-        if as_json:
-            data = event.to_dict()
-            if sampler is not None and isinstance(event, DoneEvent):
-                data["accounting"] = account(sampler, event).to_dict()
-            out.write(json.dumps(data, ensure_ascii=False) + "\n")
-            out.flush()
-        elif isinstance(event, TextEvent):
-            out.write(event.text)
-            out.flush()
-        if isinstance(event, DoneEvent | ErrorEvent):
-            return event
-    raise AssertionError("the engine ended a stream without a final event")
+    broken: list[OSError] = []
+
+    def write(event: Event) -> None:
+        if broken:
+            return
+        try:
+            if as_json:
+                data = event.to_dict()
+                if sampler is not None and isinstance(event, DoneEvent):
+                    data["accounting"] = account(sampler, event).to_dict()
+                out.write(json.dumps(data, ensure_ascii=False) + "\n")
+                out.flush()
+            elif isinstance(event, TextEvent):
+                out.write(event.text)
+                out.flush()
+        except OSError as err:
+            broken.append(err)
+            submission.cancel()
+
+    submission = push.submit(engine, request, write)
+    final = submission.run()
+    if broken:
+        raise broken[0]
+    return final
 
 
 def run_generate(args: argparse.Namespace) -> int:
@@ -273,9 +291,9 @@ def run_generate(args: argparse.Namespace) -> int:
             loaded = engine.loaded
             remote = loaded is not None and loaded.source == "remote"  # its power is unknown
             with TelemetrySampler(pid=loaded.worker_pid if loaded else None) as sampler:
-                final = _print_stream(engine.generate(request), True, None if remote else sampler)
+                final = _print_stream(engine, request, True, None if remote else sampler)
         else:
-            final = _print_stream(engine.generate(request), False)
+            final = _print_stream(engine, request, False)
     if isinstance(final, ErrorEvent):
         if not args.json:
             print(file=sys.stdout)

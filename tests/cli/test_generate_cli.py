@@ -47,6 +47,26 @@ def test_generate_streams_json_events(default_model: Path) -> None:
     assert done["metrics"]["decode_tok_s"] > 0
 
 
+def test_a_closed_stdout_stops_the_reply(default_model: Path) -> None:
+    """``hearth-cli generate ... | head -3``: the reader going away cancels the request
+    (the events are written on the engine's reader thread, so this must reach it) and the
+    command ends at once, quietly, instead of decoding 4,000 tokens into a closed pipe."""
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cli", "generate", "--model", str(default_model), "--prompt",
+         "Once upon a time", "--max-tokens", "4000", "--ignore-eos", "--temperature", "0",
+         "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        cwd=REPO_ROOT)
+    assert proc.stdout is not None and proc.stderr is not None
+    lines = [proc.stdout.readline() for _ in range(3)]
+    assert all(json.loads(line)["event"] == "token" for line in lines)
+    proc.stdout.close()
+    code = proc.wait(timeout=30)  # 4,000 tokens would take a minute or more here
+    err = proc.stderr.read()
+    assert code == 0, err
+    assert "Traceback" not in err
+
+
 def test_generate_plain_text_and_chat(default_model: Path) -> None:
     proc = cli("generate", "--model", str(default_model), "--chat", "Hi!", "--max-tokens", "8",
                "--temperature", "0")
