@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.display import no_display_reason
+from app.display import no_display_reason, prefer_socket_uploads
 from app.wording import plural
 
 if TYPE_CHECKING:
@@ -101,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hearth: {reason}; without a screen, chat in the terminal with 'hearth-cli "
               "chat' or serve the API with 'hearth-cli serve'.", file=sys.stderr)
         return 2
+    prefer_socket_uploads()
     from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
 

@@ -44,8 +44,10 @@ _WINDOW_CHILD = """
 import json, sys, time
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
+from app.display import prefer_socket_uploads
 from app.main import launch, parse_args
 from core.engine import DoneEvent
+prefer_socket_uploads()  # as app.main.main does before its QApplication
 app = QApplication([])
 launched = launch(app, parse_args(["--model", sys.argv[1]]))
 window = launched.window

@@ -101,3 +101,14 @@ def test_no_display_prints_one_line_and_exits_2(tmp_path: Path) -> None:
     env["DISPLAY"] = ":97"
     proc = subprocess.run([str(HEARTH)], capture_output=True, text=True, timeout=60, env=env)
     assert proc.returncode == 2 and "cannot open the display ':97'" in proc.stderr
+
+
+def test_x11_updates_go_over_the_socket_unless_the_user_chose_otherwise() -> None:
+    from app.display import prefer_socket_uploads
+
+    env: dict[str, str] = {}
+    prefer_socket_uploads(env)
+    assert env == {"QT_XCB_NO_MITSHM": "1"}  # no completion event per flush (issue 18)
+    env = {"QT_XCB_NO_MITSHM": "0"}
+    prefer_socket_uploads(env)
+    assert env == {"QT_XCB_NO_MITSHM": "0"}
