@@ -1,9 +1,9 @@
 """The live latency and power panel: what every token costs, measured honestly.
 
-A dock that polls the core's telemetry at 10 Hz at most: tok/s and per-token latency over
-the current reply, power over the last minutes, the seed's time breakdown of the last reply,
-energy and cost of the last reply and of the session, and CPU/GPU gauges. Every power figure
-carries its label ("measured" or "estimated" with the formula).
+A dock that polls the core's telemetry at 5 Hz at most (2.5 while a reply streams): tok/s
+and per-token latency over the current reply, power over the last minutes, the seed's time
+breakdown of the last reply, energy and cost of the last reply and of the session, and CPU/GPU
+gauges. Every power figure carries its label ("measured" or "estimated" with the formula).
 
 Its cost on the GUI thread is taken from the engine on a small machine, so it is bounded:
 the curves are computed incrementally and drawn with at most ``MAX_POINTS`` points, one plot
@@ -46,13 +46,13 @@ from core.telemetry import account as account_request
 from core.telemetry.accounting import EnergyIntegral, accounting_for
 
 UPDATE_MS = 200  # 5 Hz at most: live to the eye, and little taken from the engine
+STREAMING_MS = 400  # while a reply streams: it took 1/4 of the window's CPU per token
 PANEL_BUDGET = 0.02  # share of the GUI thread's time the panel may take
 POWER_WINDOW_S = 180
 PLOT_HEIGHT = 110  # each plot's preferred height (px); it grows with the dock
 MAX_POINTS = 240  # per curve: drawing cost must not grow with the reply
 SPEED_WINDOW = 8  # tokens in the rolling tok/s
 SLOW_EVERY = 5  # ticks between reads of what rarely changes (pid, remote)
-
 
 REMOTE = "unknown (remote engine)"
 POWER_TITLES = {False: "Power (W), last 3 minutes",
@@ -248,8 +248,8 @@ class MetricsPanel(QDockWidget):
     def refresh(self) -> None:
         """One update: current reply's speed, power history, gauges. Its CPU time on the
         GUI thread, with the layout and paints it causes, is recorded in ``refresh_cpu_ms``
-        (the panel's whole cost); the next one comes after UPDATE_MS, or later if this one
-        cost more than PANEL_BUDGET. A closed panel only waits for the next tick."""
+        (the panel's whole cost); the next one comes after UPDATE_MS (STREAMING_MS while a
+        reply streams), or later if it cost more than PANEL_BUDGET. Closed: waits a tick."""
         if not self.isVisible():
             if self.sampler is not None:
                 self._timer.start(UPDATE_MS)
@@ -264,7 +264,8 @@ class MetricsPanel(QDockWidget):
         cost = (time.thread_time() - self._tick_cpu) * 1000
         self.refresh_cpu_ms.append(cost)
         if self.sampler is not None:
-            self._timer.start(max(UPDATE_MS, int(cost / PANEL_BUDGET)))
+            every = STREAMING_MS if self.bridge.busy else UPDATE_MS
+            self._timer.start(max(every, int(cost / PANEL_BUDGET)))
 
     def _take_stamps(self) -> None:
         """Extend the gap and speed series with the pieces that arrived since last time."""
