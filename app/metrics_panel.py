@@ -165,8 +165,7 @@ class MetricsPanel(QDockWidget):
         self.power_plot, self.power_curve = self._plot(col, POWER_TITLES[False],
                                                        "#c0392b", 2, bottom="seconds ago")
         self._shown_remote = False
-        heading = QLabel("Last reply: where the time went")
-        col.addWidget(heading)
+        col.addWidget(QLabel("Last reply: where the time went"))
         self.bar = BreakdownBar()
         col.addWidget(self.bar)
         grid = QGridLayout()
@@ -191,7 +190,6 @@ class MetricsPanel(QDockWidget):
         export = QPushButton("Export session as CSV…")
         export.clicked.connect(self.export_csv)
         col.addWidget(export)
-
         body.setMinimumWidth(240)
         self.setWidget(_scrolled(body))
         self._timer = QTimer(self)
@@ -271,8 +269,10 @@ class MetricsPanel(QDockWidget):
         """Extend the gap and speed series with the pieces that arrived since last time."""
         head = self.bridge.reply_stamps(0, 1)
         if head != self._stamps[:1] or self.bridge.reply_pieces() < len(self._stamps):
-            self._stamps, self._gaps, self._speeds = [], [], []  # a new reply
-            self._drawn = [-1, -1]
+            self._stamps, self._gaps, self._speeds = [], [], []  # a new reply: neither
+            self._drawn = [-1, -1]  # curve goes on showing the last one until its turn
+            for curve in (self.speed_curve, self.latency_curve):
+                curve.setData([], [])
         for t in self.bridge.reply_stamps(len(self._stamps)):
             if self._stamps:
                 self._gaps.append((t - self._stamps[-1]) / 1e6)

@@ -75,3 +75,11 @@ def test_panel_updates_during_stream(qtbot, make_window, tmp_path: Path) -> None
     assert panel.labels["session"].text().startswith("1 reply,")
     csv = panel.export_csv(str(tmp_path / "session.csv"))
     assert csv is not None and len(csv.read_text().splitlines()) == 2  # header + one reply
+    # A new reply: from the panel's next tick, neither token curve shows the last one.
+    window.input.setPlainText("And about the sea.")
+    with qtbot.waitSignal(window.replyFinished, timeout=120_000):
+        window.send_button.click()
+        ticks = panel.updates
+        qtbot.waitUntil(lambda: panel.updates >= ticks + 1, timeout=10_000)
+        drawn = max(points(panel.speed_curve), points(panel.latency_curve))
+        assert drawn <= window.bridge.reply_pieces(), "a curve still shows the last reply"
