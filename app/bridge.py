@@ -140,7 +140,15 @@ class EngineBridge(QObject):
         self._reply_stamps: list[int] = []  # engine timestamps of the current reply's pieces
         self._flush_timer = QTimer(self)
         self._flush_timer.setSingleShot(True)
-        self._flush_timer.timeout.connect(self._flush)
+        self._flush_timer.timeout.connect(self._on_timer)
+        # While text comes faster than updates, the next update is timed from the last one
+        # (the timer is "armed") and pieces arriving meanwhile wake nobody: one GUI wake-up
+        # per update, not two (the first piece's signal, then the timer). Slower text is
+        # shown as each piece wakes the GUI, with no timer: one wake-up per piece, not two
+        # (a timer that would find nothing, then the piece). ``_timed`` says which regime
+        # the last timer found.
+        self._armed = False
+        self._timed = False
         # A zero timer fires once the events an update posted (layout, paint, the flush to
         # the screen) have been handled: the end of that update's cost.
         self._painted = QTimer(self)
@@ -210,6 +218,7 @@ class EngineBridge(QObject):
             self._reply_stamps = []
             self._final = None
             self._cancel_asked = False
+            self._armed = self._timed = False
         self._pool.submit(self._run, request)
 
     def reply_stamps(self, start: int = 0, stop: int | None = None) -> list[int]:
@@ -289,7 +298,7 @@ class EngineBridge(QObject):
                              daemon=True).start()
         if isinstance(event, TextEvent):
             with self._lock:
-                wake = not self._pending
+                wake = not self._pending and not self._armed
                 self._pending.append(event.text)
                 self._stamps.append(event.t_ns)
                 self._reply_stamps.append(event.t_ns)
@@ -314,6 +323,18 @@ class EngineBridge(QObject):
             self._flush_timer.start(int(self.frame_ms - since) + 1)
 
     @Slot()
+    def _on_timer(self) -> None:
+        """An update is due: show what came, or stand down until the next piece wakes us
+        (checked and cleared under the lock, so no piece is left waiting unseen)."""
+        with self._lock:
+            due = bool(self._pending) or self._final is not None
+            self._timed = due
+            if not due:
+                self._armed = False
+        if due:
+            self._flush()
+
+    @Slot()
     def _flush(self) -> None:
         with self._lock:
             text = "".join(self._pending)
@@ -321,7 +342,10 @@ class EngineBridge(QObject):
             self._pending.clear()
             self._stamps.clear()
             final, self._final = self._final, None
+            self._armed = bool(text) and final is None and self._timed
         self._last_flush = time.perf_counter()
+        if self._armed:
+            self._flush_timer.start(int(self.frame_ms) + 1)
         if text:
             # The reply's last update is not measured: finishing it renders the whole reply.
             self._update_cpu = time.thread_time() if final is None else None
