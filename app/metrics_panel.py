@@ -41,6 +41,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.breakdown_bar import BreakdownBar
+from core.engine import DoneEvent
 from core.telemetry import CostSettings, RequestAccounting, SessionLedger, TelemetrySampler
 from core.telemetry import account as account_request
 from core.telemetry.accounting import EnergyIntegral, accounting_for
@@ -227,12 +228,12 @@ class MetricsPanel(QDockWidget):
             self.sampler.set_pid(pid)
 
     def finish(self, done: object) -> RequestAccounting | None:
-        """Account a finished request (a DoneEvent); errors are not accounted."""
-        from core.engine import DoneEvent
-
+        """Account a finished request (a DoneEvent; errors are not). The engine and its
+        process are read again: the next tick's gauges follow an engine switch at once."""
         if not isinstance(done, DoneEvent) or self.sampler is None:
             return None
-        if self._remote():  # this machine's power says nothing about the remote one's
+        self._remote_now, self._pid = self._remote(), self.bridge.worker_pid
+        if self._remote_now:  # this machine's power says nothing about the remote one's
             acc = replace(accounting_for(done, [], formula=REMOTE, prices=self.prices),
                           energy=EnergyIntegral(None, REMOTE, 0, 0.0, None))
         else:
@@ -385,8 +386,7 @@ class MetricsPanel(QDockWidget):
 
     def _remote(self) -> bool:
         """Whether the engine is a remote one (its power and energy are unknown here)."""
-        loaded = getattr(self.bridge.client, "loaded", None)
-        return getattr(loaded, "source", "local") == "remote"
+        return getattr(getattr(self.bridge.client, "loaded", None), "source", "") == "remote"
 
     def export_csv(self, path: str | None = None) -> Path | None:
         if path is None:
