@@ -1,10 +1,11 @@
 """Qt adapters over the core: the GUI thread never calls the engine, the network or the disk.
 
 :class:`EngineBridge` drives any :class:`~core.engine.api.EngineBackend` (the local worker
-process, a pool, a remote server: it is injected, and ``load`` may switch to another) on its
-own thread and turns its event stream into queued signals, coalescing text so the view
-updates at most once per frame. :class:`Background` runs any blocking call (history, library
-scan, hub search) on a worker thread and delivers the result back on the GUI thread; a
+process, a pool, a remote server: it is injected, and ``load`` may switch to another) from
+its own thread; the events are pushed to it on the engine's thread (core/engine/push.py) and
+become queued signals, text coalesced so the view updates at most once per frame.
+:class:`Background` runs any blocking call (history, library scan, hub search) on a worker
+thread and delivers the result back on the GUI thread; a
 failure always reaches a handler, the job's own or the instance's ``report`` (the window's
 status bar), and the log.
 """
