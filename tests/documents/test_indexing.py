@@ -117,3 +117,19 @@ def test_a_missing_folder_keeps_its_files(tmp_path: Path,
 
 def test_supported_formats_are_the_issues() -> None:
     assert {".txt", ".md", ".rst", ".html", ".pdf", ".docx"} <= SUPPORTED_SUFFIXES
+
+
+def test_parsers_are_imported_before_the_reading_threads_start() -> None:
+    """``load_parsers`` imports what the given suffixes need (and nothing else) on the
+    calling thread: a fresh interpreter shows which libraries it loaded."""
+    import subprocess
+    import sys
+
+    from tests.paths import REPO_ROOT
+
+    code = ("import sys; from core.chat.documents.readers import load_parsers; "
+            "load_parsers({'.HTML', '.txt', '.weird'}); "
+            "print(sorted(m for m in ('inscriptis', 'pypdf', 'docx') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=REPO_ROOT, timeout=60, check=True).stdout
+    assert out.strip() == "['inscriptis']"

@@ -29,7 +29,7 @@ from typing import Literal
 from core.chat.documents.chunking import Chunk, chunk_sections
 from core.chat.documents.embedding import DocumentEmbedder
 from core.chat.documents.errors import ReadError
-from core.chat.documents.readers import read_sections, supported
+from core.chat.documents.readers import load_parsers, read_sections, supported
 from core.chat.documents.store import Collection, DocumentStore, FileRow
 from core.chat.documents.tokens import Tokenizer, bundled_tokenizer
 from core.chat.documents.vectors import embed_pending, use_embedder
@@ -190,6 +190,7 @@ class Indexer:
         done_bytes = 0
         # Files are read and chunked two at a time (llama.cpp's tokenizer runs without the
         # GIL) and stored one by one, in order, so a kill still leaves a clean prefix.
+        load_parsers({Path(p).suffix for p, _ in work})
         with ThreadPoolExecutor(2, thread_name_prefix="hearth-index") as pool:
             ahead: deque[tuple[str, int, int, Future[_Read]]] = deque()
             queue = iter(work)
