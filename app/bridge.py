@@ -5,9 +5,8 @@ process, a pool, a remote server: it is injected, and ``load`` may switch to ano
 its own thread; the events are pushed to it on the engine's thread (core/engine/push.py) and
 become queued signals, text coalesced so the view updates at most once per frame.
 :class:`Background` runs any blocking call (history, library scan, hub search) on a worker
-thread and delivers the result back on the GUI thread; a
-failure always reaches a handler, the job's own or the instance's ``report`` (the window's
-status bar), and the log.
+thread and delivers the result back on the GUI thread; a failure always reaches a handler,
+the job's own or the instance's ``report`` (the window's status bar), and the log.
 """
 
 from __future__ import annotations
